@@ -1,0 +1,353 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// DecodeOptions configures [DecodeRequest]. The zero value is ready to use.
+type DecodeOptions struct {
+	// SubjectPrefix is the request subject prefix, without a trailing dot (a
+	// trailing dot is tolerated and removed). Defaults to
+	// DefaultRequestSubjectPrefix.
+	SubjectPrefix string
+	// MaxParticipants is the largest number of participant IDs a request may
+	// list, counted before repeats are removed. Values below 1 select the
+	// default. Defaults to DefaultMaxParticipants (500).
+	MaxParticipants int
+}
+
+func (o DecodeOptions) withDefaults() DecodeOptions {
+	o.SubjectPrefix = strings.TrimSuffix(o.SubjectPrefix, ".")
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = DefaultRequestSubjectPrefix
+	}
+	if o.MaxParticipants < 1 {
+		o.MaxParticipants = DefaultMaxParticipants
+	}
+	return o
+}
+
+// The JSON names of the request fields, in the order the error for a missing
+// field is reported.
+const (
+	fieldRequestID      = "requestID"
+	fieldConferenceID   = "conferenceID"
+	fieldParticipantIDs = "participantIDs"
+	fieldReason         = "reason"
+	fieldRequestedBy    = "requestedBy"
+	fieldExpiresAt      = "expiresAt"
+)
+
+const knownFields = "requestID, conferenceID, participantIDs, reason, requestedBy and expiresAt"
+
+// DecodeRequest parses and validates a request that arrived on subject.
+//
+// It is strict on purpose, because a request it accepts disconnects people:
+// the payload must be at most MaxPayloadBytes of UTF-8 holding exactly one
+// JSON object, with no repeated and no unknown keys (a field the worker does
+// not know may be one the producer relies on) and no null values. The
+// conference ID in the payload must equal the last token of subject, which
+// must be exactly <prefix>.<conferenceID>. Repeated participant IDs are
+// removed, keeping the first of each; ExpiresAt is returned in UTC.
+//
+// Every error is a [*ValidationError] whose text names the field and says
+// what to change. The first problem found is reported.
+func DecodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, error) {
+	req, verr := decodeRequest(subject, data, opts.withDefaults())
+	if verr != nil {
+		return nil, verr
+	}
+	return req, nil
+}
+
+func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *ValidationError) {
+	if len(data) > MaxPayloadBytes {
+		return nil, invalid("", "payload is %d bytes; the limit is %d bytes (%d KiB)", len(data), MaxPayloadBytes, MaxPayloadBytes/1024)
+	}
+	if !utf8.Valid(data) {
+		return nil, invalid("", "payload is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))
+	}
+
+	var (
+		req  Request
+		seen = make(map[string]bool, 6)
+	)
+	err := eachMember(data, func(name string, raw json.RawMessage) *ValidationError {
+		if seen[name] {
+			return invalid(name, "appears more than once; a repeated key is ambiguous, send it once")
+		}
+		seen[name] = true
+		switch name {
+		case fieldRequestID:
+			s, err := decodeString(name, raw)
+			if err != nil {
+				return err
+			}
+			req.RequestID = s
+			return validateRequestID(s)
+		case fieldConferenceID:
+			s, err := decodeString(name, raw)
+			if err != nil {
+				return err
+			}
+			req.ConferenceID = s
+			return validateConferenceID(s)
+		case fieldParticipantIDs:
+			ids, err := decodeParticipantIDs(raw, opts.MaxParticipants)
+			if err != nil {
+				return err
+			}
+			req.ParticipantIDs = ids
+			return nil
+		case fieldReason:
+			s, err := decodeString(name, raw)
+			if err != nil {
+				return err
+			}
+			req.Reason = s
+			return validateText(name, s, MaxReasonLen)
+		case fieldRequestedBy:
+			s, err := decodeString(name, raw)
+			if err != nil {
+				return err
+			}
+			req.RequestedBy = s
+			return validateText(name, s, MaxRequestedByLen)
+		case fieldExpiresAt:
+			s, err := decodeString(name, raw)
+			if err != nil {
+				return err
+			}
+			t, err := parseExpiresAt(s)
+			if err != nil {
+				return err
+			}
+			req.ExpiresAt = &t
+			return nil
+		default:
+			return invalid("", "unknown field %s; a request has only %s (the worker refuses what it might misread)", quote(name), knownFields)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range []string{fieldRequestID, fieldConferenceID, fieldParticipantIDs} {
+		if !seen[name] {
+			return nil, invalid(name, "is required")
+		}
+	}
+
+	token, ok := ConferenceIDFromSubject(subject, opts.SubjectPrefix)
+	if !ok {
+		return nil, invalid("subject", "%s is not %s.<conferenceID>; publish the request to %s.%s", quote(subject), opts.SubjectPrefix, opts.SubjectPrefix, req.ConferenceID)
+	}
+	if token != req.ConferenceID {
+		return nil, invalid(fieldConferenceID, "%s does not match the subject's last token %s; publish to %s.%s or fix the conference ID", quote(req.ConferenceID), quote(token), opts.SubjectPrefix, req.ConferenceID)
+	}
+	return &req, nil
+}
+
+// ConferenceIDFromSubject returns the last token of subject when subject is
+// exactly prefix + "." + one non-empty token. It does not check that the
+// token is a valid conference ID; [ValidateConferenceID] does.
+func ConferenceIDFromSubject(subject, prefix string) (string, bool) {
+	prefix = strings.TrimSuffix(prefix, ".")
+	rest, ok := strings.CutPrefix(subject, prefix+".")
+	if !ok || rest == "" || strings.Contains(rest, ".") {
+		return "", false
+	}
+	return rest, true
+}
+
+// eachMember walks the members of the single JSON object in data, calling fn
+// with each key (unescaped) and raw value in order. It stops at fn's first
+// error and reports anything that is not exactly one object.
+func eachMember(data []byte, fn func(name string, raw json.RawMessage) *ValidationError) *ValidationError {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.Token()
+	if errors.Is(err, io.EOF) {
+		return invalid("", "payload is empty; send a JSON object")
+	}
+	if err != nil {
+		return syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return invalid("", "payload must be a JSON object, not %s", tokenKind(tok))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		name, ok := tok.(string)
+		if !ok { // The decoder reports non-string keys as errors; be safe anyway.
+			return invalid("", "payload is not valid JSON: object key is not a string")
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return syntaxError(err)
+		}
+		if verr := fn(name, raw); verr != nil {
+			return verr
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return syntaxError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return invalid("", "payload has data after the JSON object (at byte %d); send exactly one object", dec.InputOffset())
+	}
+	return nil
+}
+
+func syntaxError(err error) *ValidationError {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return invalid("", "payload is not valid JSON: it ends before the object is complete")
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return invalid("", "payload is not valid JSON: %s (at byte %d)", se.Error(), se.Offset)
+	}
+	return invalid("", "payload is not valid JSON: %s", err.Error())
+}
+
+// tokenKind names the JSON type of a top-level token.
+func tokenKind(tok json.Token) string {
+	switch v := tok.(type) {
+	case json.Delim:
+		if v == '[' {
+			return "an array"
+		}
+		return "an object"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case nil:
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// rawKind names the JSON type of a raw value by its first byte.
+func rawKind(raw json.RawMessage) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+func decodeString(field string, raw json.RawMessage) (string, *ValidationError) {
+	if kind := rawKind(raw); kind != "a string" {
+		return "", invalid(field, "must be a string, not %s", kind)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", invalid(field, "is not a valid JSON string: %s", err.Error())
+	}
+	return s, nil
+}
+
+// decodeParticipantIDs decodes, checks and de-duplicates the participant
+// IDs. The count limit applies to the list as sent, before repeats are
+// removed: a producer can tell from its own list whether it is too long, and
+// an oversized list is refused before any ID is decoded.
+func decodeParticipantIDs(raw json.RawMessage, limit int) ([]string, *ValidationError) {
+	const field = fieldParticipantIDs
+	if kind := rawKind(raw); kind != "an array" {
+		return nil, invalid(field, "must be an array of strings, not %s", kind)
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, invalid(field, "is not a valid JSON array: %s", err.Error())
+	}
+	if len(items) == 0 {
+		return nil, invalid(field, "must list at least one participant ID")
+	}
+	if len(items) > limit {
+		return nil, invalid(field, "lists %d IDs; the limit is %d per request, split the list into several requests", len(items), limit)
+	}
+	ids := make([]string, 0, len(items))
+	seen := make(map[string]bool, len(items))
+	for i, item := range items {
+		name := field + "[" + strconv.Itoa(i) + "]"
+		if kind := rawKind(item); kind != "a string" {
+			return nil, invalid(name, "must be a string, not %s", kind)
+		}
+		var id string
+		if err := json.Unmarshal(item, &id); err != nil {
+			return nil, invalid(name, "is not a valid JSON string: %s", err.Error())
+		}
+		if err := validateParticipantID(name, id); err != nil {
+			return nil, err
+		}
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// expiresAtPattern is the shape of an RFC 3339 date-time with a time zone,
+// kept equal to the "pattern" of expiresAt in request.schema.json. Seconds
+// stop at 59: Go's time package cannot represent a leap second.
+var expiresAtPattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+
+func parseExpiresAt(s string) (time.Time, *ValidationError) {
+	const field = fieldExpiresAt
+	if !expiresAtPattern.MatchString(s) {
+		return time.Time{}, invalid(field, `%s is not an RFC 3339 date-time with a time zone; write it like "2025-06-01T12:30:00Z" or "2025-06-01T14:30:00+02:00"`, quote(s))
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
+	if err != nil {
+		why := err.Error()
+		var pe *time.ParseError
+		if errors.As(err, &pe) && pe.Message != "" {
+			why = strings.TrimPrefix(pe.Message, ": ")
+		}
+		return time.Time{}, invalid(field, "%s is not a valid date-time: %s", quote(s), why)
+	}
+	t = t.UTC()
+	// JSON (and so a re-published request) can only carry years 0000-9999.
+	if y := t.Year(); y < 0 || y > 9999 {
+		return time.Time{}, invalid(field, "%s is outside the years 0000 to 9999 in UTC", quote(s))
+	}
+	return t, nil
+}
+
+// firstInvalidUTF8 returns the offset of the first byte of data that is not
+// part of valid UTF-8.
+func firstInvalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(data)
+}
