@@ -117,6 +117,9 @@ type Simulator struct {
 	calls        []Call
 	disconnects  []Disconnect
 	stats        Stats
+	// malformed are participant IDs the vendor refuses as parameters: a
+	// hang-up call naming one is rejected as a whole.
+	malformed map[string]bool
 }
 
 // tokenGrant is what a control token stands for.
@@ -353,4 +356,24 @@ func (s *Simulator) Mode() Mode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mode
+}
+
+// RejectAsMalformed makes the simulated vendor refuse the given participant
+// IDs as bad parameters: any hang-up call that names one of them is
+// rejected as a whole with 400 CodeParamEmpty and removes nobody, as the
+// vendor does when one ID in a bulk call is malformed. Calling it with no
+// IDs clears the list.
+func (s *Simulator) RejectAsMalformed(participantIDs ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(participantIDs) == 0 {
+		s.malformed = nil
+		return
+	}
+	if s.malformed == nil {
+		s.malformed = make(map[string]bool, len(participantIDs))
+	}
+	for _, id := range participantIDs {
+		s.malformed[id] = true
+	}
 }

@@ -210,3 +210,15 @@ func TestExpiredTokensArePruned(t *testing.T) {
 	require.Len(t, s.tokens, 1)
 	require.Contains(t, s.tokens, live)
 }
+
+func TestRejectAsMalformedRejectsWholeCall(t *testing.T) {
+	e := newEnv(t, Config{})
+	tok := e.token(confID)
+	e.sim.RejectAsMalformed("p-0002")
+	e.hangUp(confID, tok, "p-0001", "p-0002").requireError(t, http.StatusBadRequest, CodeParamEmpty)
+	require.Len(t, e.sim.Online(confID), 4, "a rejected call removes nobody")
+	require.Equal(t, http.StatusOK, e.hangUp(confID, tok, "p-0001").status)
+	e.sim.RejectAsMalformed()
+	require.Equal(t, http.StatusOK, e.hangUp(confID, tok, "p-0002").status)
+	require.Equal(t, []string{"p-0003", "p-0004"}, e.sim.Online(confID))
+}

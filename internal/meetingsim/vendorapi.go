@@ -274,6 +274,11 @@ func (s *Simulator) hangUpLocked(hu *hangUpRequest) ([]string, *apiError) {
 		return nil, e
 	}
 	ids := hu.call.ParticipantIDs
+	for _, id := range ids {
+		if s.malformed[id] {
+			return nil, newAPIError(http.StatusBadRequest, CodeParamEmpty)
+		}
+	}
 	if s.mode == ModeStrict {
 		for _, id := range ids {
 			if _, online := m.online[id]; !online {
