@@ -1,0 +1,68 @@
+// Command worker runs hangup: it consumes disconnect requests from NATS
+// JetStream, hangs participants up through the meeting API in batches, and
+// publishes an outcome per request. `worker demo` runs the whole thing on
+// embedded defaults.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+const usage = `usage: worker [run|demo|version] [flags]
+
+  run      consume requests and hang participants up (the default)
+  demo     run an embedded NATS server, the meeting API simulator, the worker
+           and a load generator, then print a summary
+  version  print the version
+
+'worker run -h' and 'worker demo -h' list the flags. Every flag of run can
+also be set as an environment variable: --max-batch is HANGUP_MAX_BATCH.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return runWorker(ctx, args, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args, stdout, stderr)
+	case "version":
+		return printVersion(stdout)
+	case "help":
+		_, err := io.WriteString(stdout, usage)
+		return err
+	default:
+		_, _ = io.WriteString(stderr, usage)
+		return usageError{fmt.Errorf("unknown command %q", cmd)}
+	}
+}
+
+// usageError is a mistake in the command line or the configuration.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func exitCode(err error) int {
+	if _, ok := err.(usageError); ok {
+		return 2
+	}
+	return 1
+}

@@ -1,0 +1,364 @@
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/hangup-dev/hangup/dispatcher"
+	"github.com/hangup-dev/hangup/internal/outcome"
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+// Config says where to pull from and how much to hold.
+type Config struct {
+	// Stream is the request stream. Defaults to "DISCONNECT_REQUESTS".
+	Stream string
+	// Durable is the durable pull consumer on Stream. Defaults to
+	// "hangup-worker".
+	Durable string
+	// SubjectPrefix: requests arrive on <prefix>.<conferenceID>. Defaults
+	// to "meeting.disconnect.requests".
+	SubjectPrefix string
+	// MaxParticipants is the most participant IDs one request may carry.
+	// Defaults to 500.
+	MaxParticipants int
+	// MaxDeliveries: a message whose delivery count reaches it is
+	// dead-lettered with reason max_deliveries instead of being processed
+	// again. Defaults to 5.
+	MaxDeliveries int
+	// PullMaxMessages is how many messages the client buffers ahead of the
+	// dispatcher. Keep it small: buffered messages are not kept alive.
+	// Defaults to 64.
+	PullMaxMessages int
+	// PublishTimeout bounds one publish of a dead letter and one ack.
+	// Defaults to 10s.
+	PublishTimeout time.Duration
+	// WorkerID names this worker in dead letters. Required.
+	WorkerID string
+	// Now returns the current time. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = schemas.DefaultRequestStream
+	}
+	if c.Durable == "" {
+		c.Durable = "hangup-worker"
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = schemas.DefaultRequestSubjectPrefix
+	}
+	if c.MaxParticipants == 0 {
+		c.MaxParticipants = schemas.DefaultMaxParticipants
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.PullMaxMessages == 0 {
+		c.PullMaxMessages = 64
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.MaxParticipants < 1 || c.MaxParticipants > 10000 {
+		errs = append(errs, fmt.Errorf("MaxParticipants: must be between 1 and 10000, got %d", c.MaxParticipants))
+	}
+	if c.MaxDeliveries < 2 {
+		errs = append(errs, fmt.Errorf("MaxDeliveries: must be at least 2, got %d", c.MaxDeliveries))
+	}
+	if c.PullMaxMessages < 1 {
+		errs = append(errs, fmt.Errorf("PullMaxMessages: must be at least 1, got %d", c.PullMaxMessages))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PublishTimeout: must be positive, got %s", c.PublishTimeout))
+	}
+	if c.WorkerID == "" {
+		errs = append(errs, errors.New("WorkerID: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// Handler takes valid requests; *dispatcher.Dispatcher satisfies it.
+type Handler interface {
+	Submit(ctx context.Context, job dispatcher.Job) error
+	Fail(ctx context.Context, job dispatcher.Job, reason schemas.DeadLetterReason, text string) error
+}
+
+// DeadLetterPublisher publishes the dead letters of invalid messages;
+// *outcome.Publisher satisfies it.
+type DeadLetterPublisher interface {
+	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
+}
+
+// Deps are the parts a Consumer talks to.
+type Deps struct {
+	// JetStream is the connection's JetStream handle. Required.
+	JetStream jetstream.JetStream
+	// Handler takes valid requests. Required.
+	Handler Handler
+	// DeadLetters publishes dead letters of invalid messages. Required.
+	DeadLetters DeadLetterPublisher
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Consumer pulls requests and hands them on.
+type Consumer struct {
+	cfg     Config
+	deps    Deps
+	log     *zap.Logger
+	decode  schemas.DecodeOptions
+	metrics *metrics
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	iter    jetstream.MessagesContext
+	// ctx is cancelled when Stop's deadline passes, so that a hand-over
+	// blocked on a full dispatcher gives up.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New validates cfg and returns a Consumer that is not yet started.
+func New(cfg Config, deps Deps) (*Consumer, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("consumer config: %w", err)
+	}
+	if deps.JetStream == nil || deps.Handler == nil || deps.DeadLetters == nil {
+		return nil, errors.New("consumer: Deps.JetStream, Deps.Handler and Deps.DeadLetters are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("consumer metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Consumer{
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger,
+		decode:  schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
+		metrics: m,
+		ctx:     ctx,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// Start binds to the durable consumer and starts the pull loop.
+func (c *Consumer) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started || c.stopped {
+		return errors.New("consumer: already started or stopped")
+	}
+	cons, err := c.deps.JetStream.Consumer(ctx, c.cfg.Stream, c.cfg.Durable)
+	if err != nil {
+		return fmt.Errorf("bind consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages))
+	if err != nil {
+		return fmt.Errorf("pull from %s: %w", c.cfg.Durable, err)
+	}
+	c.iter = iter
+	c.started = true
+	go c.loop()
+	return nil
+}
+
+// Stop stops pulling and hands the messages already buffered to the
+// dispatcher (or back to the server when the dispatcher no longer takes
+// them). It returns when the pull loop has ended; it is idempotent and safe
+// before Start.
+func (c *Consumer) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	if c.stopped {
+		c.mu.Unlock()
+		if c.started {
+			<-c.done
+		}
+		return nil
+	}
+	c.stopped = true
+	started := c.started
+	c.mu.Unlock()
+	if !started {
+		c.cancel()
+		return nil
+	}
+	c.iter.Drain()
+	select {
+	case <-c.done:
+		c.cancel()
+		return nil
+	case <-ctx.Done():
+		c.cancel()
+		<-c.done
+		return ctx.Err()
+	}
+}
+
+func (c *Consumer) loop() {
+	defer close(c.done)
+	failures := 0
+	for {
+		msg, err := c.iter.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return
+		}
+		if err != nil {
+			// Heartbeats missed while the server restarts, a deleted
+			// consumer: the iterator keeps trying; do not spin.
+			failures++
+			c.log.Warn("pull", zap.Error(err), zap.Int("consecutive", failures))
+			select {
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
+			case <-c.ctx.Done():
+				return
+			}
+			continue
+		}
+		failures = 0
+		c.handle(msg)
+	}
+}
+
+// handle takes one message to its owner: the dispatcher, or the dead-letter
+// stream.
+func (c *Consumer) handle(msg jetstream.Msg) {
+	src := outcome.Source{Subject: msg.Subject(), Payload: msg.Data(), Headers: msg.Headers()}
+	md, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to ack or dead-letter.
+		c.log.Error("message without JetStream metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		return
+	}
+	src.StreamSequence, src.Deliveries, src.ReceivedAt = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+	c.metrics.received.Inc()
+
+	req, token, err := c.decodeMessage(msg)
+	if err != nil {
+		c.metrics.invalid.Inc()
+		c.deadLetterInvalid(msg, src, md, err)
+		return
+	}
+	job := dispatcher.Job{Request: req, Token: token, Msg: msg, Source: src}
+	if md.NumDelivered >= uint64(c.cfg.MaxDeliveries) {
+		c.metrics.maxDeliveries.Inc()
+		text := fmt.Sprintf("delivered %d times without an outcome (max deliveries %d); not attempted again. A worker may have crashed or stalled on it: check the worker's logs for request %s before republishing.",
+			md.NumDelivered, c.cfg.MaxDeliveries, req.RequestID)
+		c.log.Warn("max deliveries reached", zap.String("requestID", req.RequestID),
+			zap.String("conferenceID", req.ConferenceID), zap.Uint64("deliveries", md.NumDelivered))
+		err = c.deps.Handler.Fail(c.ctx, job, schemas.ReasonMaxDeliveries, text)
+	} else {
+		err = c.deps.Handler.Submit(c.ctx, job)
+	}
+	if err != nil {
+		// The dispatcher is stopping: hand the message back at once.
+		if nerr := msg.NakWithDelay(0); nerr != nil {
+			c.log.Debug("hand back", zap.Error(nerr))
+		}
+	}
+}
+
+// decodeMessage validates the payload and the token header.
+func (c *Consumer) decodeMessage(msg jetstream.Msg) (*schemas.Request, string, error) {
+	req, err := schemas.DecodeRequest(msg.Subject(), msg.Data(), c.decode)
+	if err != nil {
+		return nil, "", err
+	}
+	var token string
+	if h := msg.Headers(); h != nil {
+		values := h.Values(schemas.TokenHeader)
+		switch {
+		case len(values) > 1:
+			return nil, "", &schemas.ValidationError{Field: "header " + schemas.TokenHeader, Problem: "appears " + strconv.Itoa(len(values)) + " times; send one token"}
+		case len(values) == 1:
+			token = values[0]
+			if err := schemas.ValidateToken(token); err != nil {
+				return nil, "", err
+			}
+		}
+	}
+	return req, token, nil
+}
+
+// deadLetterInvalid publishes the dead letter of an invalid message, waits
+// for the stream's confirmation, then acks. If the publish fails the
+// message is handed back to be tried again later.
+func (c *Consumer) deadLetterInvalid(msg jetstream.Msg, src outcome.Source, md *jetstream.MsgMetadata, cause error) {
+	text := "invalid request: " + cause.Error()
+	dl := src.DeadLetter(schemas.ReasonInvalidRequest, text, c.cfg.Now(), c.cfg.WorkerID)
+	dl.RequestID, dl.ConferenceID = bestEffortIDs(src, c.cfg.SubjectPrefix)
+	msgID := outcome.InvalidMsgID(md.Stream, md.Sequence.Stream)
+	log := c.log.With(zap.String("subject", src.Subject), zap.Uint64("streamSequence", src.StreamSequence))
+	err := c.retry(func(ctx context.Context) error { return c.deps.DeadLetters.PublishDeadLetter(ctx, dl, msgID) })
+	if err != nil {
+		log.Error("dead letter not published; message handed back", zap.Error(err))
+		if nerr := msg.NakWithDelay(time.Second); nerr != nil {
+			log.Debug("hand back", zap.Error(nerr))
+		}
+		return
+	}
+	log.Info("invalid request dead-lettered", zap.String("error", cause.Error()))
+	if err := c.retry(msg.DoubleAck); err != nil {
+		log.Warn("ack not confirmed; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
+	}
+}
+
+func (c *Consumer) retry(fn func(ctx context.Context) error) error {
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithMaxElapsedTime(3*c.cfg.PublishTimeout),
+	)
+	return backoff.Retry(func() error {
+		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
+		defer cancel()
+		return fn(ctx)
+	}, backoff.WithContext(bo, c.ctx))
+}
+
+// bestEffortIDs recovers the request and conference IDs of an invalid
+// message where they are themselves valid, so that the dead letter can be
+// found by them. The conference ID must also be the subject's last token:
+// it names the dead letter's subject.
+func bestEffortIDs(src outcome.Source, prefix string) (requestID, conferenceID string) {
+	if conf, ok := schemas.ConferenceIDFromSubject(src.Subject, prefix); ok && schemas.ValidateConferenceID(conf) == nil {
+		conferenceID = conf
+	}
+	var probe struct {
+		RequestID any `json:"requestID"`
+	}
+	if len(src.Payload) <= schemas.MaxPayloadBytes && json.Unmarshal(src.Payload, &probe) == nil {
+		if s, ok := probe.RequestID.(string); ok && schemas.ValidateRequestID(s) == nil {
+			requestID = s
+		}
+	}
+	return requestID, conferenceID
+}

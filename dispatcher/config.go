@@ -1,0 +1,113 @@
+package dispatcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config tunes batching, concurrency and retries.
+type Config struct {
+	// MaxBatch is the most distinct participant IDs one hang-up call
+	// carries. Defaults to 100.
+	MaxBatch int
+	// Linger is how long a conference's first pending ID waits for others
+	// before its batch is sent. Defaults to 50ms.
+	Linger time.Duration
+	// APIConcurrency is the most hang-up calls in flight over all
+	// conferences. Defaults to 32.
+	APIConcurrency int
+	// MaxPending is the most requests held at once, from Submit until their
+	// outcome is published and acked; Submit blocks beyond it. Defaults to
+	// 1000.
+	MaxPending int
+	// RetryInitial is the first retry interval. Defaults to 200ms.
+	RetryInitial time.Duration
+	// RetryMaxInterval caps the retry interval. Defaults to 10s.
+	RetryMaxInterval time.Duration
+	// RetryMaxElapsed is the retry budget of one call, after which it fails
+	// with retries_exhausted. Defaults to 2m.
+	RetryMaxElapsed time.Duration
+	// KeepAlive is how often every held message is marked in progress so
+	// that the server does not redeliver it. Keep it well below the
+	// consumer's AckWait. Defaults to 10s.
+	KeepAlive time.Duration
+	// PublishTimeout bounds one publish of an outcome and one ack. Defaults
+	// to 10s.
+	PublishTimeout time.Duration
+	// APIRate is the most hang-up calls per second over all conferences;
+	// 0 means no limit. Defaults to 0.
+	APIRate float64
+	// WorkerID names this worker in outcome events. Required.
+	WorkerID string
+	// Now returns the current time. Defaults to time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 100
+	}
+	if c.Linger == 0 {
+		c.Linger = 50 * time.Millisecond
+	}
+	if c.APIConcurrency == 0 {
+		c.APIConcurrency = 32
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 1000
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 200 * time.Millisecond
+	}
+	if c.RetryMaxInterval == 0 {
+		c.RetryMaxInterval = 10 * time.Second
+	}
+	if c.RetryMaxElapsed == 0 {
+		c.RetryMaxElapsed = 2 * time.Minute
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = 10 * time.Second
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
+		errs = append(errs, fmt.Errorf("MaxBatch: must be between 1 and 10000, got %d", c.MaxBatch))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("Linger: must not be negative, got %s", c.Linger))
+	}
+	if c.APIConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("APIConcurrency: must be at least 1, got %d", c.APIConcurrency))
+	}
+	if c.MaxPending < 1 {
+		errs = append(errs, fmt.Errorf("MaxPending: must be at least 1, got %d", c.MaxPending))
+	}
+	if c.RetryInitial < 0 || c.RetryMaxInterval < c.RetryInitial {
+		errs = append(errs, fmt.Errorf("RetryMaxInterval: must be at least RetryInitial (%s), got %s", c.RetryInitial, c.RetryMaxInterval))
+	}
+	if c.RetryMaxElapsed < 0 {
+		errs = append(errs, fmt.Errorf("RetryMaxElapsed: must not be negative, got %s", c.RetryMaxElapsed))
+	}
+	if c.KeepAlive <= 0 {
+		errs = append(errs, fmt.Errorf("KeepAlive: must be positive, got %s", c.KeepAlive))
+	}
+	if c.PublishTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("PublishTimeout: must be positive, got %s", c.PublishTimeout))
+	}
+	if c.APIRate < 0 {
+		errs = append(errs, fmt.Errorf("APIRate: must not be negative, got %g", c.APIRate))
+	}
+	if c.WorkerID == "" {
+		errs = append(errs, errors.New("WorkerID: must not be empty"))
+	}
+	return errors.Join(errs...)
+}

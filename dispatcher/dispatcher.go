@@ -1,0 +1,541 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+	"golang.org/x/time/rate"
+
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+// Publisher publishes outcomes and returns once the stream confirmed them;
+// *outcome.Publisher satisfies it.
+type Publisher interface {
+	PublishResult(ctx context.Context, r *schemas.Result) error
+	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
+}
+
+// Deps are the parts a Dispatcher talks to.
+type Deps struct {
+	// API makes the hang-up calls. Required.
+	API HangUpper
+	// Publisher publishes outcomes. Required.
+	Publisher Publisher
+	// Tokens supplies tokens when a request's own do not work. Optional.
+	Tokens TokenSource
+	// Logger defaults to a no-op logger.
+	Logger *zap.Logger
+	// Registerer receives the metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// ErrStopped is returned by Submit once Stop has begun.
+var ErrStopped = errors.New("dispatcher stopped")
+
+const (
+	stateNew = iota
+	stateRunning
+	stateStopping
+)
+
+// Dispatcher turns jobs into batched hang-up calls and outcomes.
+type Dispatcher struct {
+	cfg     Config
+	api     HangUpper
+	pub     Publisher
+	tokens  TokenSource
+	log     *zap.Logger
+	limiter *rate.Limiter
+	metrics *metrics
+
+	// slots holds one token per request from Submit until its message is
+	// acked or handed back; its capacity is MaxPending.
+	slots    chan struct{}
+	submitCh chan *request
+	doneCh   chan *batchOutcome
+
+	mu       sync.Mutex
+	state    int
+	stopping chan struct{} // closed when Stop begins
+	loopDone chan struct{}
+
+	callCtx     context.Context // cancelled when the shutdown deadline passes
+	cancelCalls context.CancelFunc
+	pubCtx      context.Context // cancelled when the shutdown deadline passes
+	cancelPub   context.CancelFunc
+	calls       sync.WaitGroup // call-chain goroutines
+	finishers   sync.WaitGroup // publish-and-ack goroutines
+
+	// Owned by the loop goroutine.
+	confs         map[string]*conference
+	waiting       map[*conference]struct{} // conferences with pending IDs
+	held          map[*request]struct{}    // requests not yet finalized
+	inFlightCalls int
+	batchSeq      uint64
+	flushing      bool
+}
+
+// conference is the batching state of one conference.
+type conference struct {
+	id       string
+	pending  map[string][]*request // participant ID -> requests waiting for it
+	order    []string              // pending IDs in arrival order
+	firstAt  time.Time             // monotonic arrival of the oldest pending ID
+	inFlight bool
+	tokens   []string // newest first
+}
+
+// addToken puts tok first: the newest token is tried first.
+func (c *conference) addToken(tok string) {
+	for i, t := range c.tokens {
+		if t == tok {
+			copy(c.tokens[1:i+1], c.tokens[:i])
+			c.tokens[0] = tok
+			return
+		}
+	}
+	c.tokens = append([]string{tok}, c.tokens...)
+	const keep = 8 // tokens remembered per conference
+	if len(c.tokens) > keep {
+		c.tokens = c.tokens[:keep]
+	}
+}
+
+// demote puts tok last: the vendor rejected it.
+func (c *conference) demote(tok string) {
+	for i, t := range c.tokens {
+		if t == tok {
+			copy(c.tokens[i:], c.tokens[i+1:])
+			c.tokens[len(c.tokens)-1] = tok
+			return
+		}
+	}
+}
+
+// New validates cfg and returns a Dispatcher that is not yet started.
+func New(cfg Config, deps Deps) (*Dispatcher, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("dispatcher config: %w", err)
+	}
+	if deps.API == nil {
+		return nil, errors.New("dispatcher: Deps.API is nil")
+	}
+	if deps.Publisher == nil {
+		return nil, errors.New("dispatcher: Deps.Publisher is nil")
+	}
+	if deps.Logger == nil {
+		deps.Logger = zap.NewNop()
+	}
+	m, err := newMetrics(deps.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("dispatcher metrics: %w", err)
+	}
+	limit := rate.Inf
+	burst := 1
+	if cfg.APIRate > 0 {
+		limit = rate.Limit(cfg.APIRate)
+		burst = max(1, int(cfg.APIRate/10))
+	}
+	d := &Dispatcher{
+		cfg:      cfg,
+		api:      deps.API,
+		pub:      deps.Publisher,
+		tokens:   deps.Tokens,
+		log:      deps.Logger,
+		limiter:  rate.NewLimiter(limit, burst),
+		metrics:  m,
+		slots:    make(chan struct{}, cfg.MaxPending),
+		submitCh: make(chan *request),
+		doneCh:   make(chan *batchOutcome),
+		stopping: make(chan struct{}),
+		loopDone: make(chan struct{}),
+		confs:    make(map[string]*conference),
+		waiting:  make(map[*conference]struct{}),
+		held:     make(map[*request]struct{}),
+	}
+	d.callCtx, d.cancelCalls = context.WithCancel(context.Background())
+	d.pubCtx, d.cancelPub = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Start starts the loop goroutine. ctx is not kept: Stop ends the loop.
+func (d *Dispatcher) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.state != stateNew {
+		return errors.New("dispatcher: already started")
+	}
+	d.state = stateRunning
+	go d.loop()
+	return nil
+}
+
+// Submit hands a job over. It blocks while MaxPending requests are held and
+// returns ErrStopped once Stop has begun; the caller then still owns the
+// message.
+func (d *Dispatcher) Submit(ctx context.Context, job Job) error {
+	return d.submit(ctx, newRequest(job, d.cfg.Now()))
+}
+
+// Fail hands over a job that must not be attempted, such as one delivered
+// too often: every participant is reported failed, the dead letter carries
+// reason and text, and the message is acked once both are published.
+func (d *Dispatcher) Fail(ctx context.Context, job Job, reason schemas.DeadLetterReason, text string) error {
+	r := newRequest(job, d.cfg.Now())
+	r.failReason, r.failText = reason, text
+	return d.submit(ctx, r)
+}
+
+func (d *Dispatcher) submit(ctx context.Context, r *request) error {
+	d.mu.Lock()
+	st := d.state
+	d.mu.Unlock()
+	if st != stateRunning {
+		return ErrStopped
+	}
+	select {
+	case d.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.stopping:
+		return ErrStopped
+	}
+	select {
+	case d.submitCh <- r:
+		return nil
+	case <-d.stopping:
+		<-d.slots
+		return ErrStopped
+	}
+}
+
+// Stop shuts the dispatcher down; it is idempotent and safe before Start.
+// The order: refuse new jobs, send every open batch at once, let the calls
+// in flight finish until ctx ends, publish the outcomes and ack. When ctx
+// ends first, the calls in flight are cancelled and their requests are
+// handed back to the server for redelivery: nothing is acked without an
+// outcome. Stop returns ctx's error in that case.
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	switch d.state {
+	case stateNew:
+		d.state = stateStopping
+		close(d.stopping)
+		close(d.loopDone)
+		d.mu.Unlock()
+		d.cancelCalls()
+		d.cancelPub()
+		return nil
+	case stateRunning:
+		d.state = stateStopping
+		close(d.stopping)
+	}
+	d.mu.Unlock()
+
+	var late error
+	select {
+	case <-d.loopDone:
+	case <-ctx.Done():
+		late = ctx.Err()
+		d.cancelCalls()
+		<-d.loopDone
+	}
+	finished := make(chan struct{})
+	go func() {
+		d.finishers.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		late = ctx.Err()
+		d.cancelPub()
+		<-finished
+	}
+	d.calls.Wait()
+	d.cancelCalls()
+	d.cancelPub()
+	return late
+}
+
+// loop owns the batching state. It ends when Stop has begun and every
+// request held has been finalized.
+func (d *Dispatcher) loop() {
+	defer close(d.loopDone)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	keep := time.NewTicker(d.cfg.KeepAlive)
+	defer keep.Stop()
+	stopping := d.stopping
+	for {
+		select {
+		case r := <-d.submitCh:
+			d.accept(r)
+		case out := <-d.doneCh:
+			d.complete(out)
+		case <-timer.C:
+		case <-keep.C:
+			d.keepAlive()
+		case <-stopping:
+			d.flushing = true
+			stopping = nil
+		}
+		next := d.dispatchReady(time.Now())
+		d.metrics.held.Set(float64(len(d.held)))
+		if d.flushing && len(d.held) == 0 && d.inFlightCalls == 0 {
+			return
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+	}
+}
+
+// accept takes a new request into its conference's pending set.
+func (d *Dispatcher) accept(r *request) {
+	d.held[r] = struct{}{}
+	req := r.job.Request
+	if r.failReason != "" {
+		rec := &callRecord{message: r.failText, err: errors.New(r.failText)}
+		for _, id := range req.ParticipantIDs {
+			r.remaining++
+			r.record(id, &idOutcome{kind: idFailed, decidedBy: rec, reason: r.failReason})
+		}
+		d.finalize(r)
+		return
+	}
+	if r.expiredAt(d.cfg.Now()) {
+		r.expired = true
+		d.finalize(r)
+		return
+	}
+	c := d.confs[req.ConferenceID]
+	if c == nil {
+		c = &conference{id: req.ConferenceID, pending: make(map[string][]*request)}
+		d.confs[req.ConferenceID] = c
+	}
+	if r.job.Token != "" {
+		c.addToken(r.job.Token)
+	}
+	if len(c.order) == 0 {
+		c.firstAt = time.Now()
+		d.waiting[c] = struct{}{}
+	}
+	for _, id := range req.ParticipantIDs {
+		if _, ok := c.pending[id]; !ok {
+			c.order = append(c.order, id)
+		}
+		c.pending[id] = append(c.pending[id], r)
+	}
+	r.remaining = len(req.ParticipantIDs)
+}
+
+// dispatchReady sends the batches that are due and returns when the next
+// one falls due (zero if none waits on time).
+func (d *Dispatcher) dispatchReady(now time.Time) time.Time {
+	var next time.Time
+	for c := range d.waiting {
+		if c.inFlight {
+			continue
+		}
+		due := c.firstAt.Add(d.cfg.Linger)
+		if !d.flushing && len(c.order) < d.cfg.MaxBatch && now.Before(due) {
+			if next.IsZero() || due.Before(next) {
+				next = due
+			}
+			continue
+		}
+		if d.inFlightCalls >= d.cfg.APIConcurrency {
+			// A call completing wakes the loop again.
+			return next
+		}
+		d.dropExpired(c)
+		if len(c.order) == 0 {
+			delete(d.waiting, c)
+			d.forgetIfIdle(c)
+			continue
+		}
+		d.send(c)
+	}
+	return next
+}
+
+// dropExpired removes the pending IDs of requests whose expiresAt has
+// passed; they are not sent.
+func (d *Dispatcher) dropExpired(c *conference) {
+	now := d.cfg.Now()
+	var expired []*request
+	order := c.order[:0]
+	for _, id := range c.order {
+		waiters := c.pending[id]
+		keep := waiters[:0]
+		for _, r := range waiters {
+			if !r.expired && r.expiredAt(now) {
+				r.expired = true
+				expired = append(expired, r)
+			}
+			if r.expired {
+				r.remaining--
+				continue
+			}
+			keep = append(keep, r)
+		}
+		if len(keep) == 0 {
+			delete(c.pending, id)
+			continue
+		}
+		c.pending[id] = keep
+		order = append(order, id)
+	}
+	c.order = order
+	for _, r := range expired {
+		if r.remaining == 0 {
+			d.finalize(r)
+		}
+	}
+}
+
+// send starts the call chain of the conference's next batch.
+func (d *Dispatcher) send(c *conference) {
+	n := min(d.cfg.MaxBatch, len(c.order))
+	d.batchSeq++
+	b := &batch{
+		id:         d.batchID(d.batchSeq),
+		conference: c.id,
+		ids:        append([]string(nil), c.order[:n]...),
+		waiters:    make(map[string][]*request, n),
+		tokens:     append([]string(nil), c.tokens...),
+	}
+	for _, id := range b.ids {
+		b.waiters[id] = c.pending[id]
+		delete(c.pending, id)
+	}
+	c.order = append([]string(nil), c.order[n:]...)
+	if len(c.order) == 0 {
+		delete(d.waiting, c)
+	}
+	c.inFlight = true
+	d.inFlightCalls++
+	d.calls.Add(1)
+	go func() {
+		defer d.calls.Done()
+		d.doneCh <- d.execute(d.callCtx, b)
+	}()
+}
+
+// complete applies the answers of a call chain to the requests waiting.
+func (d *Dispatcher) complete(out *batchOutcome) {
+	d.inFlightCalls--
+	b := out.batch
+	c := d.confs[b.conference]
+	c.inFlight = false
+	for _, tok := range out.rejected {
+		c.demote(tok)
+	}
+	for _, id := range b.ids {
+		o := out.outcomes[id]
+		for _, r := range b.waiters[id] {
+			r.record(id, o)
+			if r.remaining == 0 {
+				d.finalize(r)
+			}
+		}
+	}
+	d.forgetIfIdle(c)
+}
+
+// forgetIfIdle drops a conference's state once nothing waits on it.
+func (d *Dispatcher) forgetIfIdle(c *conference) {
+	if !c.inFlight && len(c.order) == 0 {
+		delete(d.confs, c.id)
+	}
+}
+
+// keepAlive marks every held message in progress. The publishes are
+// buffered by the NATS connection, so the loop does not wait on the
+// network here.
+func (d *Dispatcher) keepAlive() {
+	for r := range d.held {
+		if err := r.job.Msg.InProgress(); err != nil {
+			d.log.Debug("keep-alive", zap.String("requestID", r.job.Request.RequestID), zap.Error(err))
+		}
+	}
+}
+
+// finalize hands a decided request to its own goroutine, which publishes
+// the outcome and acks.
+func (d *Dispatcher) finalize(r *request) {
+	delete(d.held, r)
+	d.finishers.Add(1)
+	go d.finish(r)
+}
+
+// finish publishes the outcome of r, then acks its message: the dead
+// letter first (for a failed request), then the result, then the ack. A
+// request whose call was cancelled by shutdown is handed back instead.
+func (d *Dispatcher) finish(r *request) {
+	defer d.finishers.Done()
+	defer func() { <-d.slots }()
+	req := r.job.Request
+	log := d.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
+	if r.aborted {
+		if err := r.job.Msg.NakWithDelay(0); err != nil {
+			log.Debug("hand back", zap.Error(err))
+		}
+		log.Info("request handed back for redelivery: shutdown deadline passed during its call")
+		return
+	}
+	now := d.cfg.Now()
+	res := r.result(now, d.cfg.WorkerID)
+	if res.Status == schemas.StatusFailed {
+		dl := r.deadLetter(now, d.cfg.WorkerID)
+		if err := d.retryPublish(func(ctx context.Context) error { return d.pub.PublishDeadLetter(ctx, dl, req.RequestID) }); err != nil {
+			log.Error("dead letter not published; the message will be redelivered", zap.Error(err))
+			return
+		}
+		d.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
+	}
+	if err := d.retryPublish(func(ctx context.Context) error { return d.pub.PublishResult(ctx, res) }); err != nil {
+		log.Error("result not published; the message will be redelivered", zap.Error(err))
+		return
+	}
+	if err := d.retryPublish(r.job.Msg.DoubleAck); err != nil {
+		log.Warn("ack not confirmed; a redelivery will find the outcome already published", zap.Error(err))
+	}
+	d.metrics.requests.WithLabelValues(string(res.Status)).Inc()
+	if !res.ReceivedAt.IsZero() {
+		d.metrics.latency.Observe(res.CompletedAt.Sub(res.ReceivedAt).Seconds())
+	}
+	log.Debug("request completed", zap.String("status", string(res.Status)),
+		zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+}
+
+// retryPublish runs fn, each attempt bounded by PublishTimeout, until it
+// succeeds, 3 PublishTimeouts have passed, or the shutdown deadline passes.
+func (d *Dispatcher) retryPublish(fn func(ctx context.Context) error) error {
+	bo := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(100*time.Millisecond),
+		backoff.WithMaxInterval(2*time.Second),
+		backoff.WithMaxElapsedTime(3*d.cfg.PublishTimeout),
+	)
+	return backoff.Retry(func() error {
+		ctx, cancel := context.WithTimeout(d.pubCtx, d.cfg.PublishTimeout)
+		defer cancel()
+		err := fn(ctx)
+		if err != nil && d.pubCtx.Err() != nil {
+			return backoff.Permanent(err)
+		}
+		return err
+	}, backoff.WithContext(bo, d.pubCtx))
+}

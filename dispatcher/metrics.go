@@ -1,0 +1,62 @@
+package dispatcher
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the dispatcher's Prometheus collectors. None of them carries
+// a conference ID, a participant ID or a token as a label.
+type metrics struct {
+	requests     *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	calls        *prometheus.CounterVec
+	batchSize    prometheus.Histogram
+	callDuration prometheus.Histogram
+	latency      prometheus.Histogram
+	held         prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hangup_requests_completed_total",
+			Help: "Requests whose outcome was published, by status.",
+		}, []string{"status"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hangup_dispatcher_dead_letters_total",
+			Help: "Dead letters of valid requests, by reason.",
+		}, []string{"reason"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hangup_api_calls_total",
+			Help: "Hang-up API calls (each attempt), by result class.",
+		}, []string{"result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hangup_batch_size",
+			Help:    "Participant IDs per hang-up call chain.",
+			Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200, 500},
+		}),
+		callDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hangup_api_call_duration_seconds",
+			Help:    "Duration of one hang-up API call attempt.",
+			Buckets: prometheus.DefBuckets,
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hangup_request_latency_seconds",
+			Help:    "Time from a request's arrival in the stream to its outcome.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300},
+		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hangup_requests_held",
+			Help: "Requests held by the dispatcher, from hand-over to ack.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

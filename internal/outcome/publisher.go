@@ -1,0 +1,90 @@
+package outcome
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+// Config names where outcomes go.
+type Config struct {
+	// ResultSubjectPrefix is followed by ".<conferenceID>". Defaults to
+	// schemas.DefaultResultSubjectPrefix.
+	ResultSubjectPrefix string
+	// DeadLetterSubjectPrefix is followed by ".<conferenceID>" or
+	// "._invalid". Defaults to schemas.DefaultDeadLetterSubjectPrefix.
+	DeadLetterSubjectPrefix string
+}
+
+func (c *Config) setDefaults() {
+	if c.ResultSubjectPrefix == "" {
+		c.ResultSubjectPrefix = schemas.DefaultResultSubjectPrefix
+	}
+	if c.DeadLetterSubjectPrefix == "" {
+		c.DeadLetterSubjectPrefix = schemas.DefaultDeadLetterSubjectPrefix
+	}
+}
+
+// Publisher publishes result events and dead letters and waits for the
+// stream to confirm each one.
+type Publisher struct {
+	js  jetstream.JetStream
+	cfg Config
+}
+
+// NewPublisher returns a Publisher that publishes through js.
+func NewPublisher(cfg Config, js jetstream.JetStream) (*Publisher, error) {
+	if js == nil {
+		return nil, errors.New("outcome: JetStream handle is nil")
+	}
+	cfg.setDefaults()
+	return &Publisher{js: js, cfg: cfg}, nil
+}
+
+// PublishResult publishes r with Nats-Msg-Id set to its request ID and
+// returns once the results stream has stored it (or dropped it as a
+// repeat).
+func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result %s: %w", r.RequestID, err)
+	}
+	subject := p.cfg.ResultSubjectPrefix + "." + r.ConferenceID
+	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(r.RequestID)); err != nil {
+		return fmt.Errorf("publish result %s: %w", r.RequestID, err)
+	}
+	return nil
+}
+
+// PublishDeadLetter publishes dl with Nats-Msg-Id msgID and returns once
+// the dead-letter stream has stored it (or dropped it as a repeat). The
+// subject's last token is dl.ConferenceID, or "_invalid" when it is empty.
+func (p *Publisher) PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error {
+	data, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("encode dead letter %s: %w", msgID, err)
+	}
+	conf := dl.ConferenceID
+	if conf == "" {
+		conf = schemas.InvalidConferenceToken
+	}
+	subject := p.cfg.DeadLetterSubjectPrefix + "." + conf
+	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+		return fmt.Errorf("publish dead letter %s: %w", msgID, err)
+	}
+	return nil
+}
+
+// InvalidMsgID is the Nats-Msg-Id of the dead letter of an invalid message:
+// derived from the message's place in its stream, so that a redelivered
+// invalid message is dead-lettered once. It contains "/", which no request
+// ID may contain, so it never collides with the dead letter of a valid
+// request (whose Nats-Msg-Id is its request ID).
+func InvalidMsgID(stream string, seq uint64) string {
+	return fmt.Sprintf("invalid/%s/%d", stream, seq)
+}

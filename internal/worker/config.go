@@ -1,0 +1,131 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hangup-dev/hangup/internal/topology"
+	"github.com/hangup-dev/hangup/meetingclient"
+)
+
+// Config is every setting of a worker. cmd/worker fills it from flags and
+// HANGUP_* environment variables; the README lists them in one table.
+type Config struct {
+	// NATSURL is the NATS server to connect to. Defaults to
+	// "nats://127.0.0.1:4222".
+	NATSURL string
+	// NATSCredsFile is a NATS credentials file. Optional.
+	NATSCredsFile string
+	// APIBaseURL is the vendor API. Defaults to meetingclient.DefaultBaseURL.
+	APIBaseURL string
+	// APICAFile is a PEM file of extra CAs to trust for the API. Optional.
+	APICAFile string
+	// APITimeout bounds one API call attempt. Defaults to 10s.
+	APITimeout time.Duration
+	// APIConcurrency is the most API calls in flight. Defaults to 32.
+	APIConcurrency int
+	// APIRate is the most API calls per second; 0 is unlimited. Defaults to 0.
+	APIRate float64
+	// MaxBatch is the most participant IDs per call. Defaults to 100.
+	MaxBatch int
+	// Linger is how long a batch waits for more IDs. Defaults to 50ms.
+	Linger time.Duration
+	// MaxInFlight is the most requests held by this worker, and the
+	// consumer's MaxAckPending over all workers. Defaults to 1000.
+	MaxInFlight int
+	// MaxParticipants is the most participant IDs per request. Defaults to 500.
+	MaxParticipants int
+	// MaxDeliveries: a message delivered this often is dead-lettered.
+	// Defaults to 5.
+	MaxDeliveries int
+	// RetryInitial, RetryMaxInterval and RetryMaxElapsed shape the backoff
+	// of retryable API failures. Default to 200ms, 10s and 2m.
+	RetryInitial, RetryMaxInterval, RetryMaxElapsed time.Duration
+	// AckWait of the durable consumer. Defaults to 30s.
+	AckWait time.Duration
+	// ShutdownTimeout bounds a graceful stop. Defaults to 25s.
+	ShutdownTimeout time.Duration
+	// Provision creates or updates the streams and the consumer at start.
+	// Defaults to true (set by cmd/worker; the zero Config does not
+	// provision).
+	Provision bool
+	// Topology names the streams, subjects and the durable consumer.
+	Topology topology.Config
+	// WorkerID names this worker in outcomes. Defaults to <hostname>-<pid>.
+	WorkerID string
+	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
+	// Defaults to "" (cmd/worker's default is ":9090").
+	HTTPAddr string
+}
+
+// SetDefaults fills in what is empty.
+func (c *Config) SetDefaults() {
+	if c.NATSURL == "" {
+		c.NATSURL = "nats://127.0.0.1:4222"
+	}
+	if c.APIBaseURL == "" {
+		c.APIBaseURL = meetingclient.DefaultBaseURL
+	}
+	if c.APITimeout == 0 {
+		c.APITimeout = 10 * time.Second
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1000
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 25 * time.Second
+	}
+	if c.WorkerID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "hangup"
+		}
+		c.WorkerID = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	c.Topology.AckWait = c.AckWait
+	c.Topology.MaxAckPending = c.MaxInFlight
+	c.Topology.SetDefaults()
+}
+
+// Validate checks what the parts' own constructors do not: what spans
+// several parts. Each error names the setting.
+func (c *Config) Validate() error {
+	var errs []error
+	for i, raw := range strings.Split(c.NATSURL, ",") {
+		// The value is not quoted back: a NATS URL may carry a password.
+		if u, err := url.Parse(strings.TrimSpace(raw)); err != nil || u.Host == "" {
+			errs = append(errs, fmt.Errorf("NATSURL: entry %d is not a NATS URL such as nats://host:4222", i+1))
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("ShutdownTimeout: must be positive, got %s", c.ShutdownTimeout))
+	}
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlight: must be at least 1, got %d", c.MaxInFlight))
+	}
+	if c.AckWait < 3*time.Second {
+		errs = append(errs, fmt.Errorf("AckWait: must be at least 3s, got %s", c.AckWait))
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			errs = append(errs, fmt.Errorf("HTTPAddr: %q is not host:port", c.HTTPAddr))
+		}
+	}
+	if err := c.Topology.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// keepAlive is how often held messages are marked in progress: a third of
+// AckWait, so that two keep-alives may be lost before a redelivery.
+func (c *Config) keepAlive() time.Duration { return c.AckWait / 3 }
