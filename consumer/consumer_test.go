@@ -1,0 +1,91 @@
+package consumer
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/hangup-dev/hangup/dispatcher"
+	"github.com/hangup-dev/hangup/internal/natstest"
+	"github.com/hangup-dev/hangup/internal/outcome"
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"))
+}
+
+// refuse is a Handler for tests that never get to hand a job over.
+type refuse struct{}
+
+func (refuse) Submit(context.Context, dispatcher.Job) error { return dispatcher.ErrStopped }
+func (refuse) Fail(context.Context, dispatcher.Job, schemas.DeadLetterReason, string) error {
+	return dispatcher.ErrStopped
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	pub, err := outcome.NewPublisher(outcome.Config{}, js)
+	require.NoError(t, err)
+	deps := Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub}
+	for field, cfg := range map[string]Config{
+		"MaxDeliveries":   {WorkerID: "w", MaxDeliveries: 1},
+		"MaxParticipants": {WorkerID: "w", MaxParticipants: 20000},
+		"PullMaxMessages": {WorkerID: "w", PullMaxMessages: -1},
+		"WorkerID":        {},
+	} {
+		_, err := New(cfg, deps)
+		require.ErrorContains(t, err, field)
+	}
+	_, err = New(Config{WorkerID: "w"}, Deps{JetStream: js})
+	require.ErrorContains(t, err, "Deps.Handler")
+}
+
+func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	pub, err := outcome.NewPublisher(outcome.Config{}, js)
+	require.NoError(t, err)
+	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub})
+	require.NoError(t, err)
+	require.NoError(t, c.Stop(context.Background()))
+	require.NoError(t, c.Stop(context.Background()))
+	require.Error(t, c.Start(context.Background()), "a stopped consumer does not start")
+}
+
+func TestStartFailsWithoutTheDurable(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	pub, err := outcome.NewPublisher(outcome.Config{}, js)
+	require.NoError(t, err)
+	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub})
+	require.NoError(t, err)
+	err = c.Start(context.Background())
+	require.ErrorContains(t, err, "hangup-worker")
+	require.NoError(t, c.Stop(context.Background()))
+}
+
+func TestBestEffortIDsKeepOnlyValidOnes(t *testing.T) {
+	prefix := schemas.DefaultRequestSubjectPrefix
+	cases := []struct {
+		name, subject, payload string
+		wantReq, wantConf      string
+	}{
+		{"both valid", prefix + ".c1", `{"requestID":"r1","participantIDs":7}`, "r1", "c1"},
+		{"bad request ID", prefix + ".c1", `{"requestID":"r 1"}`, "", "c1"},
+		{"wildcard subject token cannot name a subject", prefix + ".c*", `{"requestID":"r1"}`, "r1", ""},
+		{"subject too deep", prefix + ".a.b", `{"requestID":"r1"}`, "r1", ""},
+		{"not JSON", prefix + ".c1", `hello`, "", "c1"},
+		{"request ID not a string", prefix + ".c1", `{"requestID":12}`, "", "c1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c := bestEffortIDs(outcome.Source{Subject: tc.subject, Payload: []byte(tc.payload)}, prefix)
+			require.Equal(t, tc.wantReq, r)
+			require.Equal(t, tc.wantConf, c)
+		})
+	}
+}
