@@ -76,15 +76,24 @@ func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *
 		return nil, invalid("", "payload is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))
 	}
 
-	var (
-		req  Request
-		seen = make(map[string]bool, 6)
-	)
-	err := eachMember(data, func(name string, raw json.RawMessage) *ValidationError {
+	// A repeated key is reported before any value is judged: which of the
+	// values counts is the ambiguity, whatever either of them holds.
+	seen := make(map[string]bool, 6)
+	if err := eachMember(data, func(name string, _ json.RawMessage) *ValidationError {
+		if !knownField(name) {
+			return nil // refused with its name quoted below
+		}
 		if seen[name] {
 			return invalid(name, "appears more than once; a repeated key is ambiguous, send it once")
 		}
 		seen[name] = true
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	var req Request
+	err := eachMember(data, func(name string, raw json.RawMessage) *ValidationError {
 		switch name {
 		case fieldRequestID:
 			s, err := decodeString(name, raw)
@@ -153,6 +162,14 @@ func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *
 		return nil, invalid(fieldConferenceID, "%s does not match the subject's last token %s; publish to %s.%s or fix the conference ID", quote(req.ConferenceID), quote(token), opts.SubjectPrefix, req.ConferenceID)
 	}
 	return &req, nil
+}
+
+func knownField(name string) bool {
+	switch name {
+	case fieldRequestID, fieldConferenceID, fieldParticipantIDs, fieldReason, fieldRequestedBy, fieldExpiresAt:
+		return true
+	}
+	return false
 }
 
 // ConferenceIDFromSubject returns the last token of subject when subject is
