@@ -1,0 +1,30 @@
+package e2e
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	// Ryuk, testcontainers' reaper, is an image that would have to be
+	// pulled; the tests remove what they create themselves.
+	setDefaultEnv("TESTCONTAINERS_RYUK_DISABLED", "true")
+	// The containers publish their ports on the loopback interface only
+	// (exposeOnLoopback). Inside a container (a /.dockerenv exists)
+	// testcontainers would otherwise dial the default gateway. With a
+	// remote engine (DOCKER_HOST=tcp://...) its host is the right one.
+	if h := os.Getenv("DOCKER_HOST"); h == "" || strings.HasPrefix(h, "unix://") {
+		setDefaultEnv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// setDefaultEnv sets key to value unless it is set already.
+func setDefaultEnv(key, value string) {
+	if _, ok := os.LookupEnv(key); !ok {
+		_ = os.Setenv(key, value)
+	}
+}
