@@ -1,0 +1,62 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultBucket is the default name of the key-value bucket of host
+// passwords.
+const DefaultBucket = "meeting_credentials"
+
+// EnsureBucket opens the bucket, creating it first if it is missing, with
+// history 1, file storage and the given replicas (1 to 5). An existing
+// bucket is returned as it is, whatever its settings: its owner may have
+// chosen others. An empty bucket name means DefaultBucket.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
+	if bucket == "" {
+		bucket = DefaultBucket
+	}
+	if replicas < 1 || replicas > 5 {
+		return nil, fmt.Errorf("ensure bucket %s: replicas must be between 1 and 5, got %d", bucket, replicas)
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "Host passwords of meetings by conference ID, read by the hangup worker.",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		// Another process created it in the meantime, with other settings.
+		kv, err = js.KeyValue(ctx, bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// OpenBucket opens an existing bucket; it fails with an error wrapping
+// jetstream.ErrBucketNotFound when there is none. An empty bucket name means
+// DefaultBucket.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	if bucket == "" {
+		bucket = DefaultBucket
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
