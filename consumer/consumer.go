@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -36,10 +37,14 @@ type Config struct {
 	// dead-lettered with reason max_deliveries instead of being processed
 	// again. Defaults to 5.
 	MaxDeliveries int
-	// PullMaxMessages is how many messages the client buffers ahead of the
-	// dispatcher. Keep it small: buffered messages are not kept alive.
-	// Defaults to 64.
-	PullMaxMessages int
+	// FetchBatch is the most messages one pull asks for; a pull never asks
+	// for more than the dispatcher can take at once, so no message waits
+	// unattended in a client buffer. Defaults to 100.
+	FetchBatch int
+	// FetchWait is how long one pull waits for messages when the stream is
+	// empty, and so about the longest Stop waits for a pull to end.
+	// Defaults to 1s.
+	FetchWait time.Duration
 	// PublishTimeout bounds one publish of a dead letter and one ack.
 	// Defaults to 10s.
 	PublishTimeout time.Duration
@@ -65,8 +70,11 @@ func (c *Config) setDefaults() {
 	if c.MaxDeliveries == 0 {
 		c.MaxDeliveries = 5
 	}
-	if c.PullMaxMessages == 0 {
-		c.PullMaxMessages = 64
+	if c.FetchBatch == 0 {
+		c.FetchBatch = 100
+	}
+	if c.FetchWait == 0 {
+		c.FetchWait = time.Second
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 10 * time.Second
@@ -84,8 +92,11 @@ func (c *Config) validate() error {
 	if c.MaxDeliveries < 2 {
 		errs = append(errs, fmt.Errorf("MaxDeliveries: must be at least 2, got %d", c.MaxDeliveries))
 	}
-	if c.PullMaxMessages < 1 {
-		errs = append(errs, fmt.Errorf("PullMaxMessages: must be at least 1, got %d", c.PullMaxMessages))
+	if c.FetchBatch < 1 {
+		errs = append(errs, fmt.Errorf("FetchBatch: must be at least 1, got %d", c.FetchBatch))
+	}
+	if c.FetchWait < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("FetchWait: must be at least 100ms, got %s", c.FetchWait))
 	}
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PublishTimeout: must be positive, got %s", c.PublishTimeout))
@@ -98,6 +109,9 @@ func (c *Config) validate() error {
 
 // Handler takes valid requests; *dispatcher.Dispatcher satisfies it.
 type Handler interface {
+	// Capacity blocks until the handler can take requests and says how
+	// many.
+	Capacity(ctx context.Context) (int, error)
 	Submit(ctx context.Context, job dispatcher.Job) error
 	Fail(ctx context.Context, job dispatcher.Job, reason schemas.DeadLetterReason, text string) error
 }
@@ -108,6 +122,12 @@ type DeadLetterPublisher interface {
 	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
 }
 
+// Deferrals counts the deliberate redeliveries of a message;
+// *deferral.Ledger satisfies it.
+type Deferrals interface {
+	Count(ctx context.Context, stream string, seq uint64) (uint64, error)
+}
+
 // Deps are the parts a Consumer talks to.
 type Deps struct {
 	// JetStream is the connection's JetStream handle. Required.
@@ -116,6 +136,9 @@ type Deps struct {
 	Handler Handler
 	// DeadLetters publishes dead letters of invalid messages. Required.
 	DeadLetters DeadLetterPublisher
+	// Deferrals, when set, keeps deliberate redeliveries out of the
+	// delivery count check. Optional.
+	Deferrals Deferrals
 	// Logger defaults to a no-op logger.
 	Logger *zap.Logger
 	// Registerer receives the metrics; nil registers none.
@@ -133,9 +156,12 @@ type Consumer struct {
 	mu      sync.Mutex
 	started bool
 	stopped bool
-	iter    jetstream.MessagesContext
-	// ctx is cancelled when Stop's deadline passes, so that a hand-over
-	// blocked on a full dispatcher gives up.
+	cons    jetstream.Consumer
+	// stopping is closed when Stop begins: the loop finishes the pull in
+	// hand and ends.
+	stopping chan struct{}
+	// ctx is cancelled when Stop's deadline passes, so that a pull or a
+	// hand-over in progress gives up.
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -159,14 +185,15 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Consumer{
-		cfg:     cfg,
-		deps:    deps,
-		log:     deps.Logger,
-		decode:  schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
-		metrics: m,
-		ctx:     ctx,
-		cancel:  cancel,
-		done:    make(chan struct{}),
+		cfg:      cfg,
+		deps:     deps,
+		log:      deps.Logger,
+		decode:   schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
+		metrics:  m,
+		stopping: make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}, nil
 }
 
@@ -181,20 +208,16 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("bind consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.cfg.PullMaxMessages))
-	if err != nil {
-		return fmt.Errorf("pull from %s: %w", c.cfg.Durable, err)
-	}
-	c.iter = iter
+	c.cons = cons
 	c.started = true
 	go c.loop()
 	return nil
 }
 
-// Stop stops pulling and hands the messages already buffered to the
-// dispatcher (or back to the server when the dispatcher no longer takes
-// them). It returns when the pull loop has ended; it is idempotent and safe
-// before Start.
+// Stop stops pulling: the pull in progress ends (within FetchWait) and
+// its messages are handed to the dispatcher (or back to the server when the
+// dispatcher no longer takes them). It returns when the pull loop has
+// ended; it is idempotent and safe before Start.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	if c.stopped {
@@ -206,12 +229,12 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 	c.stopped = true
 	started := c.started
+	close(c.stopping)
 	c.mu.Unlock()
 	if !started {
 		c.cancel()
 		return nil
 	}
-	c.iter.Drain()
 	select {
 	case <-c.done:
 		c.cancel()
@@ -223,29 +246,59 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 }
 
+// loop pulls no more messages than the dispatcher can take, hands each
+// one on, and ends when Stop begins.
 func (c *Consumer) loop() {
 	defer close(c.done)
 	failures := 0
 	for {
-		msg, err := c.iter.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		select {
+		case <-c.stopping:
+			return
+		default:
+		}
+		free, err := c.deps.Handler.Capacity(c.ctx)
+		if err != nil {
+			// Stopping, or the dispatcher stopped.
 			return
 		}
-		if err != nil {
-			// Heartbeats missed while the server restarts, a deleted
-			// consumer: the iterator keeps trying; do not spin.
-			failures++
-			c.log.Warn("pull", zap.Error(err), zap.Int("consecutive", failures))
-			select {
-			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
-			case <-c.ctx.Done():
-				return
-			}
+		if c.pull(min(free, c.cfg.FetchBatch)) {
+			failures = 0
 			continue
 		}
-		failures = 0
+		// The server is restarting, the consumer was deleted: do not spin.
+		failures++
+		select {
+		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
+		case <-c.stopping:
+			return
+		}
+	}
+}
+
+// pull fetches up to n messages, waiting at most FetchWait for the first,
+// and handles them. It reports false when the pull failed.
+func (c *Consumer) pull(n int) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.FetchWait)
+	defer cancel()
+	batch, err := c.cons.Fetch(n, jetstream.FetchContext(ctx))
+	if err != nil {
+		if c.ctx.Err() == nil {
+			c.log.Warn("pull", zap.Error(err))
+		}
+		return false
+	}
+	for msg := range batch.Messages() {
 		c.handle(msg)
 	}
+	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
+		!errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		if c.ctx.Err() == nil {
+			c.log.Warn("pull", zap.Error(err))
+		}
+		return false
+	}
+	return true
 }
 
 // handle takes one message to its owner: the dispatcher, or the dead-letter
@@ -258,7 +311,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		c.log.Error("message without JetStream metadata", zap.String("subject", msg.Subject()), zap.Error(err))
 		return
 	}
-	src.StreamSequence, src.Deliveries, src.ReceivedAt = md.Sequence.Stream, md.NumDelivered, md.Timestamp
+	src.Stream, src.StreamSequence, src.Deliveries, src.ReceivedAt = md.Stream, md.Sequence.Stream, md.NumDelivered, md.Timestamp
 	c.metrics.received.Inc()
 
 	req, token, err := c.decodeMessage(msg)
@@ -268,9 +321,9 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 		return
 	}
 	job := dispatcher.Job{Request: req, Token: token, Msg: msg, Source: src}
-	if md.NumDelivered >= uint64(c.cfg.MaxDeliveries) {
+	if c.deliveriesExhausted(md) {
 		c.metrics.maxDeliveries.Inc()
-		text := fmt.Sprintf("delivered %d times without an outcome (max deliveries %d); not attempted again. A worker may have crashed or stalled on it: check the worker's logs for request %s before republishing.",
+		text := fmt.Sprintf("delivered %d times without an outcome (max deliveries %d, deliberate redeliveries not counted); not attempted again. A worker may have crashed or stalled on it: check the worker's logs for request %s before republishing.",
 			md.NumDelivered, c.cfg.MaxDeliveries, req.RequestID)
 		c.log.Warn("max deliveries reached", zap.String("requestID", req.RequestID),
 			zap.String("conferenceID", req.ConferenceID), zap.Uint64("deliveries", md.NumDelivered))
@@ -284,6 +337,28 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 			c.log.Debug("hand back", zap.Error(nerr))
 		}
 	}
+}
+
+// deliveriesExhausted reports whether the message has been delivered
+// MaxDeliveries times, not counting the deliberate redeliveries recorded
+// in the deferral ledger. When the ledger cannot be read, the message is
+// processed once more rather than dead-lettered.
+func (c *Consumer) deliveriesExhausted(md *jetstream.MsgMetadata) bool {
+	limit := uint64(c.cfg.MaxDeliveries)
+	if md.NumDelivered < limit {
+		return false
+	}
+	if c.deps.Deferrals == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
+	defer cancel()
+	deferred, err := c.deps.Deferrals.Count(ctx, md.Stream, md.Sequence.Stream)
+	if err != nil {
+		c.log.Warn("deferral count unavailable; processing the message again", zap.Uint64("streamSequence", md.Sequence.Stream), zap.Error(err))
+		return false
+	}
+	return md.NumDelivered-min(deferred, md.NumDelivered) >= limit
 }
 
 // decodeMessage validates the payload and the token header.

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -20,6 +21,7 @@ func TestMain(m *testing.M) {
 // refuse is a Handler for tests that never get to hand a job over.
 type refuse struct{}
 
+func (refuse) Capacity(context.Context) (int, error)        { return 0, dispatcher.ErrStopped }
 func (refuse) Submit(context.Context, dispatcher.Job) error { return dispatcher.ErrStopped }
 func (refuse) Fail(context.Context, dispatcher.Job, schemas.DeadLetterReason, string) error {
 	return dispatcher.ErrStopped
@@ -34,7 +36,8 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 	for field, cfg := range map[string]Config{
 		"MaxDeliveries":   {WorkerID: "w", MaxDeliveries: 1},
 		"MaxParticipants": {WorkerID: "w", MaxParticipants: 20000},
-		"PullMaxMessages": {WorkerID: "w", PullMaxMessages: -1},
+		"FetchBatch":      {WorkerID: "w", FetchBatch: -1},
+		"FetchWait":       {WorkerID: "w", FetchWait: time.Millisecond},
 		"WorkerID":        {},
 	} {
 		_, err := New(cfg, deps)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -35,6 +36,22 @@ var ErrNoToken = errors.New("no control token: the request carried no X-Conferen
 // errTokensRejected: every token known for a conference was rejected.
 var errTokensRejected = errors.New("every control token known for the conference was rejected")
 
+// errExpired: every request waiting for a call passed its expiresAt.
+var errExpired = errors.New("expiresAt passed while waiting to retry")
+
+// deferError asks for the messages to be handed back for a while: the
+// vendor said "not yet" for longer than it is worth holding them.
+type deferError struct {
+	delay time.Duration
+	cause error
+}
+
+func (e *deferError) Error() string {
+	return fmt.Sprintf("deferred for %s: %v", e.delay, e.cause)
+}
+
+func (e *deferError) Unwrap() error { return e.cause }
+
 // batch is one group of participant IDs of one conference sent together,
 // with the requests waiting for each ID.
 type batch struct {
@@ -43,6 +60,11 @@ type batch struct {
 	ids        []string
 	waiters    map[string][]*request
 	tokens     []string // newest first
+	// expiresAt is the latest expiresAt of the requests waiting; zero when
+	// one of them has none. After it, nobody wants the call any more.
+	expiresAt time.Time
+	// deliveries is the highest delivery count among the messages waiting.
+	deliveries uint64
 }
 
 // batchOutcome is what the call chain of a batch decided.
@@ -50,32 +72,41 @@ type batchOutcome struct {
 	batch    *batch
 	outcomes map[string]*idOutcome
 	rejected []string // tokens the vendor rejected
+	// remember is set when the answer holds for the whole conference for
+	// a while: the meeting is gone, or not ready yet.
+	remember *idOutcome
 }
 
 // tokenRing hands out the tokens of one batch in order: the header tokens
-// newest first, then one from the TokenSource.
+// newest first, then the TokenSource's, which may be renewed once after
+// the vendor rejects it.
 type tokenRing struct {
-	conference string
-	tokens     []string
-	next       int
-	source     TokenSource
-	fromSource bool
-	rejected   []string
+	conference  string
+	tokens      []string
+	next        int
+	source      TokenSource
+	sourceTries int
+	rejected    []string
 }
+
+const maxSourceTokens = 2 // the cached one, then a fresh one
 
 func (t *tokenRing) current(ctx context.Context) (string, error) {
 	if t.next < len(t.tokens) {
 		return t.tokens[t.next], nil
 	}
-	if t.source != nil && !t.fromSource {
-		t.fromSource = true
+	if t.source != nil && t.sourceTries < maxSourceTokens {
+		t.sourceTries++
 		tok, err := t.source.Token(ctx, t.conference)
 		if err == nil && tok != "" {
 			t.tokens = append(t.tokens, tok)
 			return tok, nil
 		}
-		if err != nil && len(t.tokens) == 0 {
-			return "", fmt.Errorf("%w (%v)", ErrNoToken, err)
+		if err != nil {
+			if len(t.tokens) == 0 {
+				return "", fmt.Errorf("%w: %w", ErrNoToken, err)
+			}
+			return "", fmt.Errorf("%w; credentials: %w", errTokensRejected, err)
 		}
 	}
 	if len(t.tokens) == 0 {
@@ -84,12 +115,12 @@ func (t *tokenRing) current(ctx context.Context) (string, error) {
 	return "", errTokensRejected
 }
 
-// reject moves past the current token and reports whether another remains
-// to try.
+// reject moves past the current token and reports whether another may be
+// tried.
 func (t *tokenRing) reject(ctx context.Context) bool {
 	tok := t.tokens[t.next]
 	t.rejected = append(t.rejected, tok)
-	if t.fromSource && t.next == len(t.tokens)-1 && t.source != nil {
+	if t.source != nil && t.sourceTries > 0 && t.next == len(t.tokens)-1 {
 		t.source.Invalidate(t.conference, tok)
 	}
 	t.next++
@@ -102,29 +133,44 @@ func (t *tokenRing) reject(ctx context.Context) bool {
 func (d *Dispatcher) execute(ctx context.Context, b *batch) *batchOutcome {
 	out := &batchOutcome{batch: b, outcomes: make(map[string]*idOutcome, len(b.ids))}
 	ring := &tokenRing{conference: b.conference, tokens: b.tokens, source: d.tokens}
-	d.hangUp(ctx, b.conference, b.ids, b.id, ring, nil, out)
+	d.hangUp(ctx, b, b.ids, b.id, ring, nil, out)
 	out.rejected = ring.rejected
 	return out
 }
 
 // hangUp calls the vendor for ids and decides each of them. parents are
 // the calls that carried ids before they were split off.
-func (d *Dispatcher) hangUp(ctx context.Context, conference string, ids []string, callID string, ring *tokenRing, parents []*callRecord, out *batchOutcome) {
+func (d *Dispatcher) hangUp(ctx context.Context, b *batch, ids []string, callID string, ring *tokenRing, parents []*callRecord, out *batchOutcome) {
 	rec := &callRecord{batchID: callID}
 	carried := append(append([]*callRecord(nil), parents...), rec)
 	d.metrics.batchSize.Observe(float64(len(ids)))
-	err := d.callWithRetry(ctx, conference, ids, ring, rec)
-	decide := func(kind idKind, reason schemas.DeadLetterReason, which []string) {
+	err := d.callWithRetry(ctx, b, ids, ring, rec)
+	decide := func(o idOutcome, which []string) {
+		o.decidedBy, o.carriedBy = rec, carried
 		for _, id := range which {
-			out.outcomes[id] = &idOutcome{kind: kind, decidedBy: rec, carriedBy: carried, reason: reason}
+			out.outcomes[id] = &o
 		}
 	}
 	if err == nil {
-		decide(idDisconnected, "", ids)
+		decide(idOutcome{kind: idDisconnected}, ids)
 		return
 	}
 	if ctx.Err() != nil {
-		decide(idAborted, "", ids)
+		decide(idOutcome{kind: idAborted}, ids)
+		return
+	}
+	if errors.Is(err, errExpired) {
+		decide(idOutcome{kind: idExpired}, ids)
+		return
+	}
+	var def *deferError
+	if errors.As(err, &def) {
+		o := idOutcome{kind: idDeferred, delay: def.delay}
+		decide(o, ids)
+		out.remember = out.outcomes[ids[0]]
+		d.log.Info("meeting not ready; requests handed back for later",
+			zap.String("batchID", callID), zap.String("conferenceID", b.conference),
+			zap.Duration("delay", def.delay), zap.String("answer", rec.message))
 		return
 	}
 	class := classify(err)
@@ -133,34 +179,37 @@ func (d *Dispatcher) hangUp(ctx context.Context, conference string, ids []string
 		if len(ids) > 1 {
 			mid := len(ids) / 2
 			d.log.Debug("whole call rejected; splitting",
-				zap.String("batchID", callID), zap.String("conferenceID", conference),
+				zap.String("batchID", callID), zap.String("conferenceID", b.conference),
 				zap.Int("ids", len(ids)), zap.Stringer("class", class))
-			d.hangUp(ctx, conference, ids[:mid], callID+".1", ring, carried, out)
-			d.hangUp(ctx, conference, ids[mid:], callID+".2", ring, carried, out)
+			d.hangUp(ctx, b, ids[:mid], callID+".1", ring, carried, out)
+			d.hangUp(ctx, b, ids[mid:], callID+".2", ring, carried, out)
 			return
 		}
 		if class == meetingclient.ClassParticipantGone {
-			decide(idGone, "", ids)
+			decide(idOutcome{kind: idGone}, ids)
 			return
 		}
-		decide(idFailed, schemas.ReasonRejected, ids)
+		decide(idOutcome{kind: idFailed, reason: schemas.ReasonRejected}, ids)
 	case meetingclient.ClassMeetingEnding:
-		decide(idGone, "", ids)
+		decide(idOutcome{kind: idGone}, ids)
 	default:
 		reason := schemas.ReasonRejected
 		if class.Retryable() {
 			reason = schemas.ReasonRetriesExhausted
 		}
 		d.log.Warn("hang-up failed",
-			zap.String("batchID", callID), zap.String("conferenceID", conference),
+			zap.String("batchID", callID), zap.String("conferenceID", b.conference),
 			zap.Int("ids", len(ids)), zap.Int("attempts", rec.attempts),
 			zap.Stringer("class", class), zap.Error(err))
-		decide(idFailed, reason, ids)
+		decide(idOutcome{kind: idFailed, reason: reason}, ids)
+		if class == meetingclient.ClassMeetingGone {
+			out.remember = out.outcomes[ids[0]]
+		}
 	}
 }
 
-// classify maps an error of a call chain to its class; the no-token errors
-// are permanent.
+// classify maps an error of a call chain to its class; running out of
+// tokens is permanent.
 func classify(err error) meetingclient.Class {
 	if errors.Is(err, ErrNoToken) || errors.Is(err, errTokensRejected) {
 		return meetingclient.ClassPermanent
@@ -168,12 +217,24 @@ func classify(err error) meetingclient.Class {
 	return meetingclient.ClassOf(err)
 }
 
+// isOutage reports whether an answer says the API is not there: no
+// answer, a timeout, or a server error. The circuit breaker counts these.
+func isOutage(err error) bool {
+	var apiErr *meetingclient.APIError
+	if !errors.As(err, &apiErr) {
+		return true
+	}
+	return apiErr.Class == meetingclient.ClassRetryable && (apiErr.Status == 0 || apiErr.Status >= 500)
+}
+
 // callWithRetry calls the vendor until it answers with success or a
-// permanent error, the retry budget is spent, or ctx ends. A token the
-// vendor rejects is replaced by the next one at once; retryable answers
-// wait for the exponential backoff with jitter, or for Retry-After when
-// that is longer.
-func (d *Dispatcher) callWithRetry(ctx context.Context, conference string, ids []string, ring *tokenRing, rec *callRecord) error {
+// permanent error, the retry budget is spent, the requests waiting expire,
+// the answer says to come back much later (a *deferError), or ctx ends. A
+// token the vendor rejects is replaced by the next one at once; retryable
+// answers wait for the exponential backoff with jitter, or for Retry-After
+// when that is longer. While the circuit breaker is open the call waits,
+// and that wait does not count against the retry budget.
+func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, ring *tokenRing, rec *callRecord) error {
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(d.cfg.RetryInitial),
 		backoff.WithMaxInterval(d.cfg.RetryMaxInterval),
@@ -182,19 +243,43 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, conference string, ids [
 		backoff.WithMultiplier(2),
 	)
 	for {
+		if d.expired(b) {
+			return errExpired
+		}
 		token, err := ring.current(ctx)
 		if err != nil {
-			rec.message, rec.err = err.Error(), err
+			if rec.err == nil || !errors.Is(err, errTokensRejected) {
+				rec.message = err.Error()
+			}
+			rec.err = err
+			// A token that could not be obtained because the meeting is
+			// not ready, or the API is down, is worth another try later.
+			var apiErr *meetingclient.APIError
+			if errors.As(err, &apiErr) && apiErr.Class.Retryable() {
+				return &deferError{delay: d.deferDelay(apiErr.Class, b.deliveries, apiErr.RetryAfter), cause: err}
+			}
 			return err
 		}
-		if err := d.limiter.Wait(ctx); err != nil {
+		waited, err := d.breaker.wait(ctx, b.expiresAt)
+		if err != nil {
+			return err
+		}
+		if waited {
+			bo.Reset()
+			if d.expired(b) {
+				return errExpired
+			}
+		}
+		if err := d.limiter.wait(ctx); err != nil {
 			return err
 		}
 		rec.attempts++
 		start := time.Now()
-		resp, err := d.api.HangUp(ctx, conference, token, ids)
+		resp, err := d.api.HangUp(ctx, b.conference, token, ids)
 		d.metrics.callDuration.Observe(time.Since(start).Seconds())
 		if err == nil {
+			d.breaker.record(false)
+			d.limiter.succeeded()
 			d.metrics.calls.WithLabelValues("ok").Inc()
 			rec.status, rec.code, rec.message, rec.requestID, rec.err = resp.Status, "", "", resp.RequestID, nil
 			return nil
@@ -202,6 +287,7 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, conference string, ids [
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		d.breaker.record(isOutage(err))
 		class := meetingclient.ClassOf(err)
 		d.metrics.calls.WithLabelValues(class.String()).Inc()
 		rec.err = err
@@ -213,26 +299,37 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, conference string, ids [
 		} else {
 			rec.status, rec.code, rec.message, rec.requestID = 0, "", err.Error(), ""
 		}
-		if class == meetingclient.ClassAuthExpired {
+		switch class {
+		case meetingclient.ClassAuthExpired:
 			if ring.reject(ctx) {
 				continue
 			}
 			rec.err = fmt.Errorf("%w: %w", errTokensRejected, err)
 			rec.message = errTokensRejected.Error() + "; last answer: " + rec.message
 			return rec.err
+		case meetingclient.ClassNotStarted, meetingclient.ClassLocked:
+			return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: err}
+		case meetingclient.ClassFlowControl:
+			d.limiter.throttled()
 		}
 		if !class.Retryable() {
 			return err
+		}
+		if retryAfter > d.cfg.DeferThreshold {
+			return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: err}
 		}
 		wait := bo.NextBackOff()
 		if wait == backoff.Stop {
 			return err
 		}
-		if retryAfter > wait {
-			wait = retryAfter
+		wait = max(wait, retryAfter)
+		if !b.expiresAt.IsZero() {
+			// Wake at the expiry at the latest; the check at the top of
+			// the loop then reports it.
+			wait = min(wait, max(b.expiresAt.Sub(d.cfg.Now()), 0))
 		}
 		d.log.Debug("retrying hang-up",
-			zap.String("batchID", rec.batchID), zap.String("conferenceID", conference),
+			zap.String("batchID", rec.batchID), zap.String("conferenceID", b.conference),
 			zap.Int("attempt", rec.attempts), zap.Stringer("class", class),
 			zap.Duration("wait", wait), zap.String("apiRequestID", rec.requestID))
 		t := time.NewTimer(wait)
@@ -243,6 +340,26 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, conference string, ids [
 		case <-t.C:
 		}
 	}
+}
+
+// expired reports whether every request waiting for b has passed its
+// expiresAt.
+func (d *Dispatcher) expired(b *batch) bool {
+	return !b.expiresAt.IsZero() && !d.cfg.Now().Before(b.expiresAt)
+}
+
+// deferDelay is how long to hand messages back for: it grows with the
+// delivery count, has jitter, never undercuts Retry-After, and is capped
+// at DeferMaxDelay.
+func (d *Dispatcher) deferDelay(class meetingclient.Class, deliveries uint64, retryAfter time.Duration) time.Duration {
+	base := d.cfg.DeferInitial
+	if class == meetingclient.ClassLocked {
+		base *= 12
+	}
+	n := min(max(deliveries, 1)-1, 10)
+	delay := min(base<<n, d.cfg.DeferMaxDelay)
+	delay = time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
+	return max(delay, retryAfter)
 }
 
 // batchID names the n-th batch of this worker.

@@ -38,6 +38,32 @@ type Config struct {
 	// APIRate is the most hang-up calls per second over all conferences;
 	// 0 means no limit. Defaults to 0.
 	APIRate float64
+	// BreakerThreshold is how many consecutive outage answers (no answer,
+	// timeouts, HTTP 5xx) open the circuit breaker, which holds calls back
+	// and pauses pulling until a probe call succeeds. Negative disables it.
+	// Defaults to 20.
+	BreakerThreshold int
+	// BreakerMaxCooldown caps the wait between probe calls while the
+	// breaker is open; the first wait is 1s and each failed probe doubles
+	// it. Defaults to 30s.
+	BreakerMaxCooldown time.Duration
+	// DeferThreshold: a Retry-After longer than this hands the messages
+	// back with a delay instead of holding them. Defaults to 30s.
+	DeferThreshold time.Duration
+	// DeferInitial is the first delay of a hand-back when the meeting has
+	// not started; it doubles with each delivery. A locked control login
+	// waits twelve times as long. Defaults to 5s.
+	DeferInitial time.Duration
+	// DeferMaxDelay caps the delay of one hand-back. Defaults to 5m.
+	DeferMaxDelay time.Duration
+	// DeferMax is how long after its arrival a request may still be handed
+	// back for later; after it, the participants still waiting fail with
+	// retries_exhausted. Defaults to 1h.
+	DeferMax time.Duration
+	// GoneMemory is how long a conference whose meeting was found ended or
+	// missing (or not ready) is answered from memory, without calls.
+	// Defaults to 30s.
+	GoneMemory time.Duration
 	// WorkerID names this worker in outcome events. Required.
 	WorkerID string
 	// Now returns the current time. Defaults to time.Now.
@@ -72,6 +98,27 @@ func (c *Config) setDefaults() {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 10 * time.Second
 	}
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 20
+	}
+	if c.BreakerMaxCooldown == 0 {
+		c.BreakerMaxCooldown = 30 * time.Second
+	}
+	if c.DeferThreshold == 0 {
+		c.DeferThreshold = 30 * time.Second
+	}
+	if c.DeferInitial == 0 {
+		c.DeferInitial = 5 * time.Second
+	}
+	if c.DeferMaxDelay == 0 {
+		c.DeferMaxDelay = 5 * time.Minute
+	}
+	if c.DeferMax == 0 {
+		c.DeferMax = time.Hour
+	}
+	if c.GoneMemory == 0 {
+		c.GoneMemory = 30 * time.Second
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -105,6 +152,16 @@ func (c *Config) validate() error {
 	}
 	if c.APIRate < 0 {
 		errs = append(errs, fmt.Errorf("APIRate: must not be negative, got %g", c.APIRate))
+	}
+	if c.BreakerMaxCooldown < time.Second {
+		errs = append(errs, fmt.Errorf("BreakerMaxCooldown: must be at least 1s, got %s", c.BreakerMaxCooldown))
+	}
+	if c.DeferThreshold <= 0 || c.DeferInitial <= 0 || c.DeferMaxDelay <= 0 || c.DeferMax <= 0 {
+		errs = append(errs, fmt.Errorf("DeferThreshold, DeferInitial, DeferMaxDelay, DeferMax: must be positive, got %s, %s, %s, %s",
+			c.DeferThreshold, c.DeferInitial, c.DeferMaxDelay, c.DeferMax))
+	}
+	if c.GoneMemory < 0 {
+		errs = append(errs, fmt.Errorf("GoneMemory: must not be negative, got %s", c.GoneMemory))
 	}
 	if c.WorkerID == "" {
 		errs = append(errs, errors.New("WorkerID: must not be empty"))

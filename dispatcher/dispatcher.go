@@ -10,7 +10,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
-	"golang.org/x/time/rate"
 
 	"github.com/hangup-dev/hangup/schemas"
 )
@@ -34,6 +33,14 @@ type Deps struct {
 	Logger *zap.Logger
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Deferrals records each deliberate hand-back of a message, so that the
+	// consumer's delivery count check does not count it. Optional.
+	Deferrals Deferrals
+}
+
+// Deferrals records deliberate redeliveries; *deferral.Ledger satisfies it.
+type Deferrals interface {
+	Record(ctx context.Context, stream string, seq uint64) error
 }
 
 // ErrStopped is returned by Submit once Stop has begun.
@@ -52,12 +59,17 @@ type Dispatcher struct {
 	pub     Publisher
 	tokens  TokenSource
 	log     *zap.Logger
-	limiter *rate.Limiter
+	limiter *limiter
+	breaker *breaker
+	defers  Deferrals
 	metrics *metrics
 
 	// slots holds one token per request from Submit until its message is
 	// acked or handed back; its capacity is MaxPending.
-	slots    chan struct{}
+	slots chan struct{}
+	// freed gets a signal whenever a slot is released or the breaker
+	// changes; Capacity waits on it. A buffer of 1 keeps one pending wake-up.
+	freed    chan struct{}
 	submitCh chan *request
 	doneCh   chan *batchOutcome
 
@@ -80,6 +92,15 @@ type Dispatcher struct {
 	inFlightCalls int
 	batchSeq      uint64
 	flushing      bool
+	// memory answers a conference's batches without calls for a while
+	// after its meeting was found gone or not ready.
+	memory map[string]memo
+}
+
+// memo is a remembered answer for a whole conference.
+type memo struct {
+	until   time.Time
+	outcome *idOutcome
 }
 
 // conference is the batching state of one conference.
@@ -138,21 +159,17 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dispatcher metrics: %w", err)
 	}
-	limit := rate.Inf
-	burst := 1
-	if cfg.APIRate > 0 {
-		limit = rate.Limit(cfg.APIRate)
-		burst = max(1, int(cfg.APIRate/10))
-	}
 	d := &Dispatcher{
 		cfg:      cfg,
 		api:      deps.API,
 		pub:      deps.Publisher,
 		tokens:   deps.Tokens,
 		log:      deps.Logger,
-		limiter:  rate.NewLimiter(limit, burst),
+		defers:   deps.Deferrals,
 		metrics:  m,
 		slots:    make(chan struct{}, cfg.MaxPending),
+		freed:    make(chan struct{}, 1),
+		memory:   make(map[string]memo),
 		submitCh: make(chan *request),
 		doneCh:   make(chan *batchOutcome),
 		stopping: make(chan struct{}),
@@ -161,6 +178,18 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		waiting:  make(map[*conference]struct{}),
 		held:     make(map[*request]struct{}),
 	}
+	d.limiter = newLimiter(cfg.APIRate, m.rateLimit.Set)
+	m.rateLimit.Set(max(cfg.APIRate, 0))
+	d.breaker = newBreaker(cfg.BreakerThreshold, time.Second, cfg.BreakerMaxCooldown, func(open bool) {
+		if open {
+			m.breakerOpen.Set(1)
+			d.log.Warn("meeting API failing every call: circuit breaker open, pulling paused")
+		} else {
+			m.breakerOpen.Set(0)
+			d.log.Info("meeting API answering again: circuit breaker closed")
+		}
+		d.wake()
+	})
 	d.callCtx, d.cancelCalls = context.WithCancel(context.Background())
 	d.pubCtx, d.cancelPub = context.WithCancel(context.Background())
 	return d, nil
@@ -186,6 +215,42 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 // message.
 func (d *Dispatcher) Submit(ctx context.Context, job Job) error {
 	return d.submit(ctx, newRequest(job, d.cfg.Now()))
+}
+
+// Capacity blocks until the dispatcher can take at least one more request
+// and the circuit breaker is closed, and returns how many it can take. The
+// consumer pulls no more than that, so that no message waits unattended
+// in a client buffer.
+func (d *Dispatcher) Capacity(ctx context.Context) (int, error) {
+	for {
+		free := cap(d.slots) - len(d.slots)
+		if free > 0 && !d.breaker.isOpen() {
+			return free, nil
+		}
+		changed := d.breaker.changes()
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-d.stopping:
+			return 0, ErrStopped
+		case <-d.freed:
+		case <-changed:
+		}
+	}
+}
+
+// wake signals Capacity.
+func (d *Dispatcher) wake() {
+	select {
+	case d.freed <- struct{}{}:
+	default:
+	}
+}
+
+// release frees the slot of a finished request.
+func (d *Dispatcher) release() {
+	<-d.slots
+	d.wake()
 }
 
 // Fail hands over a job that must not be attempted, such as one delivered
@@ -215,7 +280,7 @@ func (d *Dispatcher) submit(ctx context.Context, r *request) error {
 	case d.submitCh <- r:
 		return nil
 	case <-d.stopping:
-		<-d.slots
+		d.release()
 		return ErrStopped
 	}
 }
@@ -366,7 +431,11 @@ func (d *Dispatcher) dispatchReady(now time.Time) time.Time {
 			d.forgetIfIdle(c)
 			continue
 		}
-		d.send(c)
+		// A batch answered from memory leaves the conference idle: send
+		// the rest of its pending IDs now, not at the next event.
+		for len(c.order) > 0 && !c.inFlight {
+			d.send(c)
+		}
 	}
 	return next
 }
@@ -417,13 +486,39 @@ func (d *Dispatcher) send(c *conference) {
 		waiters:    make(map[string][]*request, n),
 		tokens:     append([]string(nil), c.tokens...),
 	}
+	noExpiry := false
 	for _, id := range b.ids {
 		b.waiters[id] = c.pending[id]
 		delete(c.pending, id)
+		for _, r := range b.waiters[id] {
+			b.deliveries = max(b.deliveries, r.job.Source.Deliveries)
+			if exp := r.job.Request.ExpiresAt; exp == nil {
+				noExpiry = true
+			} else if exp.After(b.expiresAt) {
+				b.expiresAt = *exp
+			}
+		}
+	}
+	if noExpiry {
+		b.expiresAt = time.Time{}
 	}
 	c.order = append([]string(nil), c.order[n:]...)
 	if len(c.order) == 0 {
 		delete(d.waiting, c)
+	}
+	if m, ok := d.memory[c.id]; ok && d.cfg.Now().Before(m.until) {
+		d.metrics.remembered.Inc()
+		out := &batchOutcome{batch: b, outcomes: make(map[string]*idOutcome, n)}
+		o := *m.outcome
+		o.carriedBy = nil
+		if o.kind == idDeferred {
+			o.delay = max(m.until.Sub(d.cfg.Now()), time.Second)
+		}
+		for _, id := range b.ids {
+			out.outcomes[id] = &o
+		}
+		d.apply(c, out)
+		return
 	}
 	c.inFlight = true
 	d.inFlightCalls++
@@ -437,12 +532,24 @@ func (d *Dispatcher) send(c *conference) {
 // complete applies the answers of a call chain to the requests waiting.
 func (d *Dispatcher) complete(out *batchOutcome) {
 	d.inFlightCalls--
-	b := out.batch
-	c := d.confs[b.conference]
+	c := d.confs[out.batch.conference]
 	c.inFlight = false
 	for _, tok := range out.rejected {
 		c.demote(tok)
 	}
+	if o := out.remember; o != nil && d.cfg.GoneMemory > 0 {
+		until := d.cfg.Now().Add(d.cfg.GoneMemory)
+		if o.kind == idDeferred {
+			until = d.cfg.Now().Add(o.delay)
+		}
+		d.memory[c.id] = memo{until: until, outcome: o}
+	}
+	d.apply(c, out)
+}
+
+// apply records the outcome of each ID with the requests waiting for it.
+func (d *Dispatcher) apply(c *conference, out *batchOutcome) {
+	b := out.batch
 	for _, id := range b.ids {
 		o := out.outcomes[id]
 		for _, r := range b.waiters[id] {
@@ -466,6 +573,12 @@ func (d *Dispatcher) forgetIfIdle(c *conference) {
 // buffered by the NATS connection, so the loop does not wait on the
 // network here.
 func (d *Dispatcher) keepAlive() {
+	now := d.cfg.Now()
+	for id, m := range d.memory {
+		if !now.Before(m.until) {
+			delete(d.memory, id)
+		}
+	}
 	for r := range d.held {
 		if err := r.job.Msg.InProgress(); err != nil {
 			d.log.Debug("keep-alive", zap.String("requestID", r.job.Request.RequestID), zap.Error(err))
@@ -486,7 +599,7 @@ func (d *Dispatcher) finalize(r *request) {
 // request whose call was cancelled by shutdown is handed back instead.
 func (d *Dispatcher) finish(r *request) {
 	defer d.finishers.Done()
-	defer func() { <-d.slots }()
+	defer d.release()
 	req := r.job.Request
 	log := d.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
 	if r.aborted {
@@ -497,6 +610,16 @@ func (d *Dispatcher) finish(r *request) {
 		return
 	}
 	now := d.cfg.Now()
+	if r.deferDelay > 0 && !r.expired {
+		waited := now.Sub(r.job.Source.ReceivedAt)
+		if r.job.Source.ReceivedAt.IsZero() || waited < d.cfg.DeferMax {
+			d.handBack(r, log)
+			return
+		}
+		r.failText = fmt.Sprintf("the meeting was not ready to hang up participants for %s (last answer: %s); given up after the %s limit. Republish the request once the meeting is running.",
+			waited.Round(time.Second), r.failedBy.message, d.cfg.DeferMax)
+		r.giveUp()
+	}
 	res := r.result(now, d.cfg.WorkerID)
 	if res.Status == schemas.StatusFailed {
 		dl := r.deadLetter(now, d.cfg.WorkerID)
@@ -519,6 +642,26 @@ func (d *Dispatcher) finish(r *request) {
 	}
 	log.Debug("request completed", zap.String("status", string(res.Status)),
 		zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+}
+
+// handBack releases a deferred request's message for redelivery after its
+// delay, first recording the deferral so that it does not count as a
+// failed delivery.
+func (d *Dispatcher) handBack(r *request, log *zap.Logger) {
+	src := r.job.Source
+	if d.defers != nil && src.Stream != "" {
+		ctx, cancel := context.WithTimeout(d.pubCtx, d.cfg.PublishTimeout)
+		err := d.defers.Record(ctx, src.Stream, src.StreamSequence)
+		cancel()
+		if err != nil {
+			log.Warn("deferral not recorded; this redelivery will count towards the delivery limit", zap.Error(err))
+		}
+	}
+	if err := r.job.Msg.NakWithDelay(r.deferDelay); err != nil {
+		log.Warn("hand back", zap.Error(err))
+	}
+	d.metrics.deferred.Inc()
+	log.Debug("request handed back for later", zap.Duration("delay", r.deferDelay))
 }
 
 // retryPublish runs fn, each attempt bounded by PublishTimeout, until it

@@ -14,6 +14,10 @@ type metrics struct {
 	callDuration prometheus.Histogram
 	latency      prometheus.Histogram
 	held         prometheus.Gauge
+	deferred     prometheus.Counter
+	breakerOpen  prometheus.Gauge
+	rateLimit    prometheus.Gauge
+	remembered   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,11 +53,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hangup_requests_held",
 			Help: "Requests held by the dispatcher, from hand-over to ack.",
 		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hangup_requests_deferred_total",
+			Help: "Requests handed back with a delay because the meeting was not ready or the API asked to wait.",
+		}),
+		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hangup_breaker_open",
+			Help: "1 while the circuit breaker holds API calls back and pulling is paused.",
+		}),
+		rateLimit: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hangup_api_rate_limit",
+			Help: "Current limit on API calls per second (0: none); lowered by flow control.",
+		}),
+		remembered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hangup_batches_answered_from_memory_total",
+			Help: "Batches decided without a call because their meeting was recently found gone or not ready.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held} {
+	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held, m.deferred, m.breakerOpen, m.rateLimit, m.remembered} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -42,6 +42,12 @@ const (
 	// idAborted: the call was cancelled by shutdown; nobody knows whether
 	// the vendor acted, so the request is handed back for redelivery.
 	idAborted
+	// idExpired: every request waiting for the ID passed its expiresAt
+	// before a call could be made.
+	idExpired
+	// idDeferred: the vendor said "not yet" (meeting not started, login
+	// locked, long flow control); the request is handed back with a delay.
+	idDeferred
 )
 
 // callRecord describes one hang-up call (with its retries) as it appears
@@ -63,25 +69,29 @@ type idOutcome struct {
 	carriedBy []*callRecord
 	// reason is the dead-letter reason of a failed ID.
 	reason schemas.DeadLetterReason
+	// delay is how long a deferred ID waits.
+	delay time.Duration
 }
 
 // request is a Job while the dispatcher holds it. Its fields are owned by
 // the loop goroutine until it is finalized, and by the finalizing
 // goroutine after.
 type request struct {
-	job        Job
-	arrivedAt  time.Time
-	remaining  int // IDs whose outcome is not yet known
-	expired    bool
-	aborted    bool
-	disconnect []string
-	gone       []string
-	failed     []string
-	calls      []*callRecord
-	seenCalls  map[*callRecord]struct{}
-	decided    *callRecord // the call whose answer is reported
-	failedBy   *callRecord // the first call that failed an ID
-	reason     schemas.DeadLetterReason
+	job         Job
+	arrivedAt   time.Time
+	remaining   int // IDs whose outcome is not yet known
+	expired     bool
+	aborted     bool
+	deferDelay  time.Duration // > 0: hand the message back for this long
+	disconnect  []string
+	gone        []string
+	failed      []string
+	calls       []*callRecord
+	seenCalls   map[*callRecord]struct{}
+	decided     *callRecord // the call whose answer is reported
+	failedBy    *callRecord // the first call that failed an ID
+	reason      schemas.DeadLetterReason
+	deferredIDs []string
 	// failReason and failText are set for a job handed over with Fail.
 	failReason schemas.DeadLetterReason
 	failText   string
@@ -119,8 +129,23 @@ func (r *request) record(id string, o *idOutcome) {
 		}
 	case idAborted:
 		r.aborted = true
+	case idExpired:
+		r.expired = true
+	case idDeferred:
+		r.deferDelay = max(r.deferDelay, o.delay)
+		if r.failedBy == nil {
+			r.failedBy, r.reason = o.decidedBy, schemas.ReasonRetriesExhausted
+		}
+		r.deferredIDs = append(r.deferredIDs, id)
 	}
 	r.remaining--
+}
+
+// giveUp turns the deferred IDs of a request that has waited too long
+// into failures.
+func (r *request) giveUp() {
+	r.failed = append(r.failed, r.deferredIDs...)
+	r.deferredIDs, r.deferDelay = nil, 0
 }
 
 // status is the request's outcome once remaining is zero.

@@ -42,7 +42,11 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.Float64Var(&c.APIRate, "api-rate", 0, "most API calls per second (0: no limit)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 100, "most participant IDs per API call")
 	fs.DurationVar(&c.Linger, "linger", 50*time.Millisecond, "how long a batch waits for more IDs")
-	fs.IntVar(&c.MaxInFlight, "max-in-flight", 1000, "most requests held by one worker; also the consumer's MaxAckPending")
+	fs.IntVar(&c.MaxInFlight, "max-in-flight", 1000, "most requests one worker holds in memory")
+	fs.IntVar(&c.MaxAckPending, "max-ack-pending", 10000, "the consumer's cap on unacked messages over all workers, held or handed back for later")
+	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 20, "consecutive outage answers that pause calls and pulling (negative: never)")
+	fs.DurationVar(&c.DeferMax, "defer-max", time.Hour, "how long a request may wait for its meeting to become ready")
+	fs.StringVar(&c.CredentialsBucket, "credentials-bucket", "meeting_credentials", "key-value bucket of host passwords per conference (empty: off)")
 	fs.IntVar(&c.MaxParticipants, "max-participants", schemas.DefaultMaxParticipants, "most participant IDs per request")
 	fs.IntVar(&c.MaxDeliveries, "max-deliveries", 5, "dead-letter a message when its delivery count reaches this")
 	fs.DurationVar(&c.RetryInitial, "retry-initial", 200*time.Millisecond, "first retry interval")
@@ -140,6 +144,15 @@ func (s *settings) validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		bad("max-in-flight", "must be at least 1", c.MaxInFlight)
+	}
+	if c.MaxAckPending < c.MaxInFlight {
+		bad("max-ack-pending", "must be at least --max-in-flight", c.MaxAckPending)
+	}
+	if c.BreakerThreshold == 0 {
+		bad("breaker-threshold", "must not be 0 (negative turns the breaker off)", c.BreakerThreshold)
+	}
+	if c.DeferMax <= 0 {
+		bad("defer-max", "must be positive", c.DeferMax)
 	}
 	if c.MaxParticipants < 1 || c.MaxParticipants > 10000 {
 		bad("max-participants", "must be between 1 and 10000", c.MaxParticipants)

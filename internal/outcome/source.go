@@ -16,6 +16,8 @@ const Redacted = "[redacted]"
 // Source is the original request message as the consumer received it: what
 // a dead letter must carry for an operator to act on it.
 type Source struct {
+	// Stream is the name of the stream the message was stored in.
+	Stream         string
 	Subject        string
 	StreamSequence uint64
 	Deliveries     uint64

@@ -36,9 +36,26 @@ type Config struct {
 	MaxBatch int
 	// Linger is how long a batch waits for more IDs. Defaults to 50ms.
 	Linger time.Duration
-	// MaxInFlight is the most requests held by this worker, and the
-	// consumer's MaxAckPending over all workers. Defaults to 1000.
+	// MaxInFlight is the most requests held in memory by this worker.
+	// Defaults to 1000.
 	MaxInFlight int
+	// MaxAckPending is the consumer's cap on unacked messages over all
+	// workers, held or handed back for later. Defaults to 10000.
+	MaxAckPending int
+	// BreakerThreshold: consecutive outage answers that open the circuit
+	// breaker; negative disables it. Defaults to 20.
+	BreakerThreshold int
+	// DeferInitial is the first delay of a request handed back because its
+	// meeting has not started. Defaults to 5s.
+	DeferInitial time.Duration
+	// DeferMax: how long a request may wait for its meeting to become
+	// ready (handed back and redelivered) before failing. Defaults to 1h.
+	DeferMax time.Duration
+	// CredentialsBucket is the key-value bucket of host passwords per
+	// conference, from which control tokens are obtained when a request
+	// carries none that works; empty disables it. Defaults to "" (cmd/worker's
+	// default is "meeting_credentials").
+	CredentialsBucket string
 	// MaxParticipants is the most participant IDs per request. Defaults to 500.
 	MaxParticipants int
 	// MaxDeliveries: a message delivered this often is dead-lettered.
@@ -78,6 +95,12 @@ func (c *Config) SetDefaults() {
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1000
 	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = max(10000, c.MaxInFlight)
+	}
+	if c.DeferMax == 0 {
+		c.DeferMax = time.Hour
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 25 * time.Second
 	}
@@ -92,7 +115,7 @@ func (c *Config) SetDefaults() {
 		c.AckWait = 30 * time.Second
 	}
 	c.Topology.AckWait = c.AckWait
-	c.Topology.MaxAckPending = c.MaxInFlight
+	c.Topology.MaxAckPending = c.MaxAckPending
 	c.Topology.SetDefaults()
 }
 
@@ -111,6 +134,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("MaxInFlight: must be at least 1, got %d", c.MaxInFlight))
+	}
+	if c.MaxAckPending < c.MaxInFlight {
+		errs = append(errs, fmt.Errorf("MaxAckPending: must be at least MaxInFlight (%d), got %d", c.MaxInFlight, c.MaxAckPending))
 	}
 	if c.AckWait < 3*time.Second {
 		errs = append(errs, fmt.Errorf("AckWait: must be at least 3s, got %s", c.AckWait))

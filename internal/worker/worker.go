@@ -18,6 +18,8 @@ import (
 
 	"github.com/hangup-dev/hangup/consumer"
 	"github.com/hangup-dev/hangup/dispatcher"
+	"github.com/hangup-dev/hangup/internal/credentials"
+	"github.com/hangup-dev/hangup/internal/deferral"
 	"github.com/hangup-dev/hangup/internal/outcome"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
@@ -113,10 +115,17 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("JetStream: %w", err)
 	}
+	var ledger *deferral.Ledger
 	if w.cfg.Provision {
 		if err := topology.Ensure(ctx, js, w.cfg.Topology); err != nil {
 			return err
 		}
+		// Entries outlive the longest a request may be deferred.
+		if ledger, err = deferral.Ensure(ctx, js, deferral.DefaultBucket, 2*w.cfg.DeferMax, w.cfg.Topology.Replicas); err != nil {
+			return err
+		}
+	} else if ledger, err = deferral.Open(ctx, js, deferral.DefaultBucket); err != nil {
+		return fmt.Errorf("%w (create it, or start one worker with --provision)", err)
 	}
 	w.api, err = meetingclient.New(meetingclient.Config{
 		BaseURL: w.cfg.APIBaseURL,
@@ -133,6 +142,12 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	tokens := w.deps.Tokens
+	if tokens == nil && w.cfg.CredentialsBucket != "" {
+		if tokens, err = w.credentialStore(ctx, js); err != nil {
+			return err
+		}
+	}
 	w.disp, err = dispatcher.New(dispatcher.Config{
 		MaxBatch:         w.cfg.MaxBatch,
 		Linger:           w.cfg.Linger,
@@ -143,8 +158,11 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		RetryMaxElapsed:  w.cfg.RetryMaxElapsed,
 		KeepAlive:        w.cfg.keepAlive(),
 		APIRate:          w.cfg.APIRate,
+		BreakerThreshold: w.cfg.BreakerThreshold,
+		DeferMax:         w.cfg.DeferMax,
+		DeferInitial:     w.cfg.DeferInitial,
 		WorkerID:         w.cfg.WorkerID,
-	}, dispatcher.Deps{API: w.api, Publisher: pub, Tokens: w.deps.Tokens, Logger: w.log, Registerer: w.reg})
+	}, dispatcher.Deps{API: w.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
 	if err != nil {
 		return err
 	}
@@ -154,9 +172,8 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		SubjectPrefix:   w.cfg.Topology.RequestSubjectPrefix,
 		MaxParticipants: w.cfg.MaxParticipants,
 		MaxDeliveries:   w.cfg.MaxDeliveries,
-		PullMaxMessages: min(64, w.cfg.MaxInFlight),
 		WorkerID:        w.cfg.WorkerID,
-	}, consumer.Deps{JetStream: js, Handler: w.disp, DeadLetters: pub, Logger: w.log, Registerer: w.reg})
+	}, consumer.Deps{JetStream: js, Handler: w.disp, DeadLetters: pub, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
 	if err != nil {
 		return err
 	}
@@ -300,4 +317,24 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 	stopCtx, cancel := context.WithTimeout(context.Background(), w.cfg.ShutdownTimeout)
 	defer cancel()
 	return w.Stop(stopCtx)
+}
+
+// credentialStore opens (or, when provisioning, creates) the bucket of
+// host passwords and returns the token store that reads it.
+func (w *Worker) credentialStore(ctx context.Context, js jetstream.JetStream) (dispatcher.TokenSource, error) {
+	var kv jetstream.KeyValue
+	var err error
+	if w.cfg.Provision {
+		kv, err = credentials.EnsureBucket(ctx, js, w.cfg.CredentialsBucket, w.cfg.Topology.Replicas)
+	} else {
+		kv, err = credentials.OpenBucket(ctx, js, w.cfg.CredentialsBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("credentials bucket: %w", err)
+	}
+	store, err := credentials.New(credentials.Config{Bucket: w.cfg.CredentialsBucket}, kv, w.api, w.log)
+	if err != nil {
+		return nil, err
+	}
+	return store, nil
 }

@@ -1,0 +1,125 @@
+package dispatcher
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/time/rate"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func TestBreakerOpensAtThresholdProbesAndCloses(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	var changes []bool
+	b := newBreaker(3, time.Second, 4*time.Second, func(open bool) { changes = append(changes, open) })
+	b.now = clk.now
+	ctx := context.Background()
+
+	b.record(true)
+	b.record(true)
+	require.False(t, b.isOpen())
+	b.record(false) // an answer resets the count
+	b.record(true)
+	b.record(true)
+	require.False(t, b.isOpen())
+	b.record(true)
+	require.True(t, b.isOpen(), "three outage answers in a row open it")
+
+	// While cooling down, a caller with a deadline waits and gives up at it.
+	waited, err := b.wait(ctx, clk.now().Add(-time.Millisecond))
+	require.NoError(t, err)
+	require.True(t, waited)
+
+	clk.advance(time.Second)
+	waited, err = b.wait(ctx, time.Time{})
+	require.NoError(t, err)
+	require.True(t, waited, "after the cool-down one caller probes")
+	b.record(true) // the probe fails: open again, cool-down doubled
+	require.True(t, b.isOpen())
+	clk.advance(time.Second)
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	_, err = b.wait(cctx, time.Time{})
+	cancel()
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the doubled cool-down has not passed")
+	clk.advance(time.Second)
+	_, err = b.wait(ctx, time.Time{})
+	require.NoError(t, err)
+	b.record(false) // the probe succeeds
+	require.False(t, b.isOpen())
+	waited, err = b.wait(ctx, time.Time{})
+	require.NoError(t, err)
+	require.False(t, waited)
+	require.Equal(t, []bool{true, true, false}, changes)
+}
+
+func TestBreakerDisabled(t *testing.T) {
+	b := newBreaker(-1, time.Second, time.Second, nil)
+	for i := 0; i < 100; i++ {
+		b.record(true)
+	}
+	require.False(t, b.isOpen())
+}
+
+func TestLimiterHalvesOnFlowControlAndRecovers(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	var set []float64
+	l := newLimiter(40, func(v float64) { set = append(set, v) })
+	l.now = clk.now
+	require.Equal(t, rate.Limit(40), l.current())
+
+	l.throttled()
+	require.Equal(t, rate.Limit(20), l.current())
+	l.throttled() // a burst of flow-control answers halves once a second
+	require.Equal(t, rate.Limit(20), l.current())
+	clk.advance(time.Second)
+	l.throttled()
+	require.Equal(t, rate.Limit(10), l.current())
+
+	l.succeeded() // too soon after the last change
+	require.Equal(t, rate.Limit(10), l.current())
+	for i := 0; i < 20 && l.current() < 40; i++ {
+		clk.advance(2 * time.Second)
+		l.succeeded()
+	}
+	require.Equal(t, rate.Limit(40), l.current(), "successes bring it back to the configured rate")
+	require.Equal(t, 40.0, set[len(set)-1])
+}
+
+func TestLimiterWithoutConfiguredRateLimitsOnlyAfterFlowControl(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	l := newLimiter(0, nil)
+	l.now = clk.now
+	require.Equal(t, rate.Inf, l.current())
+	for i := 0; i < 30; i++ {
+		require.NoError(t, l.wait(context.Background()))
+	}
+	l.throttled()
+	require.Equal(t, rate.Limit(15), l.current(), "half the rate observed")
+	for i := 0; i < 20 && l.current() != rate.Inf; i++ {
+		clk.advance(2 * time.Second)
+		l.succeeded()
+	}
+	require.Equal(t, rate.Inf, l.current(), "lifted again once back at the observed rate")
+	clk.advance(time.Second)
+	l.throttled()
+	require.Less(t, float64(l.current()), 1e9)
+}
