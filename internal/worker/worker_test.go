@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -299,70 +298,6 @@ func TestExpiredRequestIsNotAttempted(t *testing.T) {
 	require.Empty(t, s.DeadLetters)
 	require.Empty(t, h.sim.Calls())
 	require.Empty(t, s.Results[0].Disconnected)
-}
-
-func TestMalformedMessagesAreDeadLetteredWhileValidTrafficFlows(t *testing.T) {
-	h := newHarness(t, meetingsim.Config{})
-	tok := h.meeting("c", participants("p", 20)...)
-	subj := schemas.DefaultRequestSubjectPrefix + ".c"
-	hdr := func(k, v string) nats.Header { return nats.Header{k: []string{v}} }
-	cases := []struct {
-		name    string
-		subject string
-		data    string
-		header  nats.Header
-		want    string
-	}{
-		{"not JSON", subj, "hang up p-1 please", nil, ""},
-		{"JSON array", subj, `["p-1"]`, nil, ""},
-		{"empty object", subj, `{}`, nil, "requestID"},
-		{"missing participants", subj, `{"requestID":"m1","conferenceID":"c"}`, nil, "participantIDs"},
-		{"empty participants", subj, `{"requestID":"m2","conferenceID":"c","participantIDs":[]}`, nil, "participantIDs"},
-		{"wrong type", subj, `{"requestID":7,"conferenceID":"c","participantIDs":["p-1"]}`, nil, "requestID"},
-		{"conference mismatch", subj, `{"requestID":"m3","conferenceID":"other","participantIDs":["p-1"]}`, nil, "conferenceID"},
-		{"wildcard conference", schemas.DefaultRequestSubjectPrefix + ".x", `{"requestID":"m4","conferenceID":"x*","participantIDs":["p-1"]}`, nil, "conferenceID"},
-		{"bad expiresAt", subj, `{"requestID":"m5","conferenceID":"c","participantIDs":["p-1"],"expiresAt":"tomorrow"}`, nil, "expiresAt"},
-		{"unknown field", subj, `{"requestID":"m6","conferenceID":"c","participantIDs":["p-1"],"dryRun":true}`, nil, "dryRun"},
-		{"control char", subj, `{"requestID":"m7","conferenceID":"c","participantIDs":["p-1"],"reason":"a\u0007b"}`, nil, "reason"},
-		{"space in participant", subj, `{"requestID":"m8","conferenceID":"c","participantIDs":["p 1"]}`, nil, "participantIDs"},
-		{"two token headers", subj, `{"requestID":"m9","conferenceID":"c","participantIDs":["p-1"]}`,
-			nats.Header{schemas.TokenHeader: []string{tok, tok}}, schemas.TokenHeader},
-		{"subject too deep", subj + ".extra", `{"requestID":"m10","conferenceID":"extra","participantIDs":["p-1"]}`, nil, ""},
-		{"too big", subj, `{"requestID":"m11","conferenceID":"c","participantIDs":["p-1"],"reason":"` + strings.Repeat("x", 70000) + `"}`, nil, ""},
-		{"token header with control char", subj, `{"requestID":"m12","conferenceID":"c","participantIDs":["p-1"]}`, hdr(schemas.TokenHeader, "stb\x01abc"), schemas.TokenHeader},
-	}
-	w := h.start(nil)
-	_ = w
-	for i, c := range cases {
-		h.raw(c.subject, []byte(c.data), c.header)
-		h.request(fmt.Sprintf("ok-%d", i), "c", tok, fmt.Sprintf("p-%d", i+1))
-	}
-	s, rep := h.audit(tok)
-	require.Equal(t, len(cases), rep.ByStatus[schemas.StatusSucceeded])
-	require.Equal(t, len(cases), rep.ByReason[schemas.ReasonInvalidRequest])
-	bySeqErr := map[string]string{}
-	for _, dl := range s.DeadLetters {
-		require.Equal(t, schemas.ReasonInvalidRequest, dl.Reason)
-		require.NotEmpty(t, dl.Error)
-		require.True(t, len(dl.Request) > 0 || dl.PayloadBase64 != "", "the original payload is kept")
-		payload := string(dl.Request)
-		if dl.PayloadBase64 != "" {
-			b, err := base64.StdEncoding.DecodeString(dl.PayloadBase64)
-			require.NoError(t, err)
-			payload = string(b)
-		}
-		bySeqErr[payload] = dl.Error
-		for k, v := range dl.Headers {
-			if strings.EqualFold(k, schemas.TokenHeader) {
-				require.Equal(t, []string{"[redacted]"}, v)
-			}
-		}
-	}
-	for _, c := range cases {
-		errText, ok := bySeqErr[c.data]
-		require.True(t, ok, "case %q dead-lettered with its payload", c.name)
-		require.Contains(t, errText, c.want, "case %q", c.name)
-	}
 }
 
 func TestStopMidStreamLosesNothing(t *testing.T) {
