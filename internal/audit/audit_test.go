@@ -52,8 +52,8 @@ func TestCheckFindsEachViolation(t *testing.T) {
 		mutate func(*Snapshot, *Expect)
 		want   string
 	}{
-		"two results": {func(s *Snapshot, _ *Expect) { s.Results = append(s.Results, ok("r1", "a")) }, "2 results"},
-		"no result":   {func(s *Snapshot, _ *Expect) { s.Results = s.Results[:1]; s.DeadLetters = s.DeadLetters[1:] }, "no result"},
+		"two results":                {func(s *Snapshot, _ *Expect) { s.Results = append(s.Results, ok("r1", "a")) }, "2 results"},
+		"no result":                  {func(s *Snapshot, _ *Expect) { s.Results = s.Results[:1]; s.DeadLetters = s.DeadLetters[1:] }, "no result"},
 		"failed without dead letter": {func(s *Snapshot, _ *Expect) { s.DeadLetters = s.DeadLetters[1:] }, "0 dead letters, want 1"},
 		"succeeded with dead letter": {func(s *Snapshot, _ *Expect) {
 			s.DeadLetters = append(s.DeadLetters, schemas.DeadLetter{Reason: schemas.ReasonRejected, RequestID: "r1"})
