@@ -158,8 +158,11 @@ type Consumer struct {
 	stopped bool
 	cons    jetstream.Consumer
 	// stopping is closed when Stop begins: the loop finishes the pull in
-	// hand and ends.
-	stopping chan struct{}
+	// hand and ends. stopCtx ends with it, so that a wait for the
+	// dispatcher's capacity ends too.
+	stopping   chan struct{}
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
 	// ctx is cancelled when Stop's deadline passes, so that a pull or a
 	// hand-over in progress gives up.
 	ctx    context.Context
@@ -184,16 +187,19 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	stopCtx, stopCancel := context.WithCancel(ctx)
 	return &Consumer{
-		cfg:      cfg,
-		deps:     deps,
-		log:      deps.Logger,
-		decode:   schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
-		metrics:  m,
-		stopping: make(chan struct{}),
-		ctx:      ctx,
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		stopCtx:    stopCtx,
+		stopCancel: stopCancel,
+		cfg:        cfg,
+		deps:       deps,
+		log:        deps.Logger,
+		decode:     schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
+		metrics:    m,
+		stopping:   make(chan struct{}),
+		ctx:        ctx,
+		cancel:     cancel,
+		done:       make(chan struct{}),
 	}, nil
 }
 
@@ -230,6 +236,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	c.stopped = true
 	started := c.started
 	close(c.stopping)
+	c.stopCancel()
 	c.mu.Unlock()
 	if !started {
 		c.cancel()
@@ -257,7 +264,7 @@ func (c *Consumer) loop() {
 			return
 		default:
 		}
-		free, err := c.deps.Handler.Capacity(c.ctx)
+		free, err := c.deps.Handler.Capacity(c.stopCtx)
 		if err != nil {
 			// Stopping, or the dispatcher stopped.
 			return

@@ -308,7 +308,7 @@ func TestStopMidStreamLosesNothing(t *testing.T) {
 		conf := fmt.Sprintf("c%d", c)
 		tokens[conf] = h.meeting(conf, participants("p", per*2)...)
 	}
-	w1 := h.start(func(c *Config) { c.MaxBatch = 5; c.APIConcurrency = 4; c.MaxInFlight = 20 })
+	w1 := h.start(func(c *Config) { c.MaxBatch = 5; c.APIConcurrency = 4; c.MaxInFlight = 5 })
 	for i := 0; i < confs*per; i++ {
 		conf := fmt.Sprintf("c%d", i%confs)
 		h.request(fmt.Sprintf("r%d", i), conf, tokens[conf], fmt.Sprintf("p-%d", i/confs+1), fmt.Sprintf("p-%d", i/confs+1+per))
