@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -414,16 +413,7 @@ func (c *Consumer) deadLetterInvalid(msg jetstream.Msg, src outcome.Source, md *
 }
 
 func (c *Consumer) retry(fn func(ctx context.Context) error) error {
-	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(2*time.Second),
-		backoff.WithMaxElapsedTime(3*c.cfg.PublishTimeout),
-	)
-	return backoff.Retry(func() error {
-		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.PublishTimeout)
-		defer cancel()
-		return fn(ctx)
-	}, backoff.WithContext(bo, c.ctx))
+	return outcome.Retry(c.ctx, c.cfg.PublishTimeout, fn)
 }
 
 // bestEffortIDs recovers the request and conference IDs of an invalid

@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/hangup-dev/hangup/internal/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 
@@ -664,21 +664,7 @@ func (d *Dispatcher) handBack(r *request, log *zap.Logger) {
 	log.Debug("request handed back for later", zap.Duration("delay", r.deferDelay))
 }
 
-// retryPublish runs fn, each attempt bounded by PublishTimeout, until it
-// succeeds, 3 PublishTimeouts have passed, or the shutdown deadline passes.
+// retryPublish runs fn with outcome.Retry until the shutdown deadline.
 func (d *Dispatcher) retryPublish(fn func(ctx context.Context) error) error {
-	bo := backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(100*time.Millisecond),
-		backoff.WithMaxInterval(2*time.Second),
-		backoff.WithMaxElapsedTime(3*d.cfg.PublishTimeout),
-	)
-	return backoff.Retry(func() error {
-		ctx, cancel := context.WithTimeout(d.pubCtx, d.cfg.PublishTimeout)
-		defer cancel()
-		err := fn(ctx)
-		if err != nil && d.pubCtx.Err() != nil {
-			return backoff.Permanent(err)
-		}
-		return err
-	}, backoff.WithContext(bo, d.pubCtx))
+	return outcome.Retry(d.pubCtx, d.cfg.PublishTimeout, fn)
 }
