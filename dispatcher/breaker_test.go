@@ -79,29 +79,49 @@ func TestBreakerDisabled(t *testing.T) {
 	require.False(t, b.isOpen())
 }
 
-func TestLimiterHalvesOnFlowControlAndRecovers(t *testing.T) {
+// window feeds one second of answers to l: calls answers, throttled of
+// them flow control.
+func window(l *limiter, clk *clock, calls, throttled int) {
+	for i := 0; i < calls; i++ {
+		if i < throttled {
+			l.throttled()
+		} else {
+			l.succeeded()
+		}
+	}
+	clk.advance(time.Second)
+}
+
+func TestLimiterSlowsOnSustainedFlowControlAndRecovers(t *testing.T) {
 	clk := &clock{t: time.Unix(1000, 0)}
 	var set []float64
 	l := newLimiter(40, func(v float64) { set = append(set, v) })
 	l.now = clk.now
 	require.Equal(t, rate.Limit(40), l.current())
 
-	l.throttled()
-	require.Equal(t, rate.Limit(20), l.current())
-	l.throttled() // a burst of flow-control answers halves once a second
-	require.Equal(t, rate.Limit(20), l.current())
-	clk.advance(time.Second)
-	l.throttled()
-	require.Equal(t, rate.Limit(10), l.current())
+	window(l, clk, 40, 20) // half the answers are flow control
+	l.succeeded()          // the next answer closes the window
+	require.InDelta(t, 28, float64(l.current()), 0.5, "70% of the achieved rate")
+	window(l, clk, 27, 14)
+	l.succeeded()
+	require.Less(t, float64(l.current()), 28.0)
 
-	l.succeeded() // too soon after the last change
-	require.Equal(t, rate.Limit(10), l.current())
 	for i := 0; i < 20 && l.current() < 40; i++ {
-		clk.advance(2 * time.Second)
-		l.succeeded()
+		window(l, clk, 10, 0)
 	}
-	require.Equal(t, rate.Limit(40), l.current(), "successes bring it back to the configured rate")
+	l.succeeded()
+	require.Equal(t, rate.Limit(40), l.current(), "windows without flow control bring it back to the configured rate")
 	require.Equal(t, 40.0, set[len(set)-1])
+}
+
+func TestLimiterIgnoresScatteredFlowControl(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	l := newLimiter(0, nil)
+	l.now = clk.now
+	for i := 0; i < 30; i++ {
+		window(l, clk, 100, 5) // 5% flow control, as from a busy shared gateway
+	}
+	require.Equal(t, rate.Inf, l.current(), "per-call backoff handles a few; the rate stays")
 }
 
 func TestLimiterWithoutConfiguredRateLimitsOnlyAfterFlowControl(t *testing.T) {
@@ -109,17 +129,12 @@ func TestLimiterWithoutConfiguredRateLimitsOnlyAfterFlowControl(t *testing.T) {
 	l := newLimiter(0, nil)
 	l.now = clk.now
 	require.Equal(t, rate.Inf, l.current())
-	for i := 0; i < 30; i++ {
-		require.NoError(t, l.wait(context.Background()))
-	}
-	l.throttled()
-	require.Equal(t, rate.Limit(15), l.current(), "half the rate observed")
+	window(l, clk, 30, 15)
+	l.succeeded()
+	require.InDelta(t, 21, float64(l.current()), 0.5, "70% of the 30 calls/s achieved")
 	for i := 0; i < 20 && l.current() != rate.Inf; i++ {
-		clk.advance(2 * time.Second)
-		l.succeeded()
+		window(l, clk, 10, 0)
 	}
-	require.Equal(t, rate.Inf, l.current(), "lifted again once back at the observed rate")
-	clk.advance(time.Second)
-	l.throttled()
-	require.Less(t, float64(l.current()), 1e9)
+	l.succeeded()
+	require.Equal(t, rate.Inf, l.current(), "lifted again once back at the rate it was throttled from")
 }

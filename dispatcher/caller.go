@@ -22,7 +22,11 @@ type HangUpper interface {
 
 // TokenSource supplies control tokens for conferences whose requests
 // carry none that works, for example from stored host credentials. It may
-// be nil.
+// be nil. Its errors decide what happens to the requests: one wrapping
+// ErrNoCredentials, or a *meetingclient.APIError of a permanent class
+// (a wrong password), fails them; a retryable APIError (the meeting has not
+// started, the API is down) or any other error (its store is unreachable)
+// hands them back for later.
 type TokenSource interface {
 	// Token returns a control token for the conference.
 	Token(ctx context.Context, conferenceID string) (string, error)
@@ -31,7 +35,11 @@ type TokenSource interface {
 }
 
 // ErrNoToken means no control token was available for a conference.
-var ErrNoToken = errors.New("no control token: the request carried no X-Conference-Authorization header and no credentials are configured for the conference")
+var ErrNoToken = errors.New("no control token: no usable X-Conference-Authorization token (none sent, or each rejected by the vendor) and no credentials for the conference")
+
+// ErrNoCredentials is what a TokenSource wraps when it holds nothing for
+// a conference.
+var ErrNoCredentials = errors.New("no credentials")
 
 // errTokensRejected: every token known for a conference was rejected.
 var errTokensRejected = errors.New("every control token known for the conference was rejected")
@@ -86,6 +94,7 @@ type tokenRing struct {
 	next        int
 	source      TokenSource
 	sourceTries int
+	sourceErr   error // the last error of the TokenSource
 	rejected    []string
 }
 
@@ -102,6 +111,7 @@ func (t *tokenRing) current(ctx context.Context) (string, error) {
 			t.tokens = append(t.tokens, tok)
 			return tok, nil
 		}
+		t.sourceErr = err
 		if err != nil {
 			if len(t.tokens) == 0 {
 				return "", fmt.Errorf("%w: %w", ErrNoToken, err)
@@ -115,9 +125,9 @@ func (t *tokenRing) current(ctx context.Context) (string, error) {
 	return "", errTokensRejected
 }
 
-// reject moves past the current token and reports whether another may be
-// tried.
-func (t *tokenRing) reject(ctx context.Context) bool {
+// reject moves past the current token. It returns nil when another may be
+// tried, else why not.
+func (t *tokenRing) reject(ctx context.Context) error {
 	tok := t.tokens[t.next]
 	t.rejected = append(t.rejected, tok)
 	if t.source != nil && t.sourceTries > 0 && t.next == len(t.tokens)-1 {
@@ -125,7 +135,21 @@ func (t *tokenRing) reject(ctx context.Context) bool {
 	}
 	t.next++
 	_, err := t.current(ctx)
-	return err == nil
+	return err
+}
+
+// transient reports whether the TokenSource failed for a reason that may
+// pass: then the requests are handed back for later instead of failing.
+func (t *tokenRing) transient() (meetingclient.Class, time.Duration, bool) {
+	err := t.sourceErr
+	if err == nil || errors.Is(err, ErrNoCredentials) {
+		return 0, 0, false
+	}
+	var apiErr *meetingclient.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Class, apiErr.RetryAfter, apiErr.Class.Retryable()
+	}
+	return meetingclient.ClassRetryable, 0, true
 }
 
 // execute runs the call chain of a batch: the call, its retries, and the
@@ -253,10 +277,10 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 			}
 			rec.err = err
 			// A token that could not be obtained because the meeting is
-			// not ready, or the API is down, is worth another try later.
-			var apiErr *meetingclient.APIError
-			if errors.As(err, &apiErr) && apiErr.Class.Retryable() {
-				return &deferError{delay: d.deferDelay(apiErr.Class, b.deliveries, apiErr.RetryAfter), cause: err}
+			// not ready, or the API or the store is down, is worth another
+			// try later.
+			if class, retryAfter, ok := ring.transient(); ok {
+				return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: err}
 			}
 			return err
 		}
@@ -301,8 +325,12 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 		}
 		switch class {
 		case meetingclient.ClassAuthExpired:
-			if ring.reject(ctx) {
+			next := ring.reject(ctx)
+			if next == nil {
 				continue
+			}
+			if class, retryAfter, ok := ring.transient(); ok {
+				return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: next}
 			}
 			rec.err = fmt.Errorf("%w: %w", errTokensRejected, err)
 			rec.message = errTokensRejected.Error() + "; last answer: " + rec.message

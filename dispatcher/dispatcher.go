@@ -15,9 +15,10 @@ import (
 )
 
 // Publisher publishes outcomes and returns once the stream confirmed them;
-// *outcome.Publisher satisfies it.
+// *outcome.Publisher satisfies it. PublishResult returns the result stored
+// first when the stream drops r as a repeat.
 type Publisher interface {
-	PublishResult(ctx context.Context, r *schemas.Result) error
+	PublishResult(ctx context.Context, r *schemas.Result) (*schemas.Result, error)
 	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
 }
 
@@ -95,7 +96,18 @@ type Dispatcher struct {
 	// memory answers a conference's batches without calls for a while
 	// after its meeting was found gone or not ready.
 	memory map[string]memo
+	// rejectedTokens are tokens the vendor refused, with when: requests
+	// published before a token was replaced keep arriving with it, and
+	// each would otherwise cost a call.
+	rejectedTokens map[string]time.Time
 }
+
+// Bounds of the rejected-token memory: a token lives 30 minutes, so an
+// hour covers it; the cap bounds memory under a flood of bad tokens.
+const (
+	rejectedTokenTTL = time.Hour
+	rejectedTokenCap = 10000
+)
 
 // memo is a remembered answer for a whole conference.
 type memo struct {
@@ -129,12 +141,12 @@ func (c *conference) addToken(tok string) {
 	}
 }
 
-// demote puts tok last: the vendor rejected it.
-func (c *conference) demote(tok string) {
+// drop forgets tok: the vendor rejected it, and a rejected token does not
+// come back to life.
+func (c *conference) drop(tok string) {
 	for i, t := range c.tokens {
 		if t == tok {
-			copy(c.tokens[i:], c.tokens[i+1:])
-			c.tokens[len(c.tokens)-1] = tok
+			c.tokens = append(c.tokens[:i], c.tokens[i+1:]...)
 			return
 		}
 	}
@@ -160,23 +172,25 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		return nil, fmt.Errorf("dispatcher metrics: %w", err)
 	}
 	d := &Dispatcher{
-		cfg:      cfg,
-		api:      deps.API,
-		pub:      deps.Publisher,
-		tokens:   deps.Tokens,
-		log:      deps.Logger,
-		defers:   deps.Deferrals,
-		metrics:  m,
-		slots:    make(chan struct{}, cfg.MaxPending),
-		freed:    make(chan struct{}, 1),
-		memory:   make(map[string]memo),
-		submitCh: make(chan *request),
-		doneCh:   make(chan *batchOutcome),
-		stopping: make(chan struct{}),
-		loopDone: make(chan struct{}),
-		confs:    make(map[string]*conference),
-		waiting:  make(map[*conference]struct{}),
-		held:     make(map[*request]struct{}),
+		cfg:     cfg,
+		api:     deps.API,
+		pub:     deps.Publisher,
+		tokens:  deps.Tokens,
+		log:     deps.Logger,
+		defers:  deps.Deferrals,
+		metrics: m,
+		slots:   make(chan struct{}, cfg.MaxPending),
+		freed:   make(chan struct{}, 1),
+		memory:  make(map[string]memo),
+
+		rejectedTokens: make(map[string]time.Time),
+		submitCh:       make(chan *request),
+		doneCh:         make(chan *batchOutcome),
+		stopping:       make(chan struct{}),
+		loopDone:       make(chan struct{}),
+		confs:          make(map[string]*conference),
+		waiting:        make(map[*conference]struct{}),
+		held:           make(map[*request]struct{}),
 	}
 	d.limiter = newLimiter(cfg.APIRate, m.rateLimit.Set)
 	m.rateLimit.Set(max(cfg.APIRate, 0))
@@ -390,8 +404,10 @@ func (d *Dispatcher) accept(r *request) {
 		c = &conference{id: req.ConferenceID, pending: make(map[string][]*request)}
 		d.confs[req.ConferenceID] = c
 	}
-	if r.job.Token != "" {
-		c.addToken(r.job.Token)
+	if tok := r.job.Token; tok != "" {
+		if _, rejected := d.rejectedTokens[tok]; !rejected {
+			c.addToken(tok)
+		}
 	}
 	if len(c.order) == 0 {
 		c.firstAt = time.Now()
@@ -535,7 +551,11 @@ func (d *Dispatcher) complete(out *batchOutcome) {
 	c := d.confs[out.batch.conference]
 	c.inFlight = false
 	for _, tok := range out.rejected {
-		c.demote(tok)
+		c.drop(tok)
+		if len(d.rejectedTokens) >= rejectedTokenCap {
+			clear(d.rejectedTokens)
+		}
+		d.rejectedTokens[tok] = d.cfg.Now()
 	}
 	if o := out.remember; o != nil && d.cfg.GoneMemory > 0 {
 		until := d.cfg.Now().Add(d.cfg.GoneMemory)
@@ -579,6 +599,11 @@ func (d *Dispatcher) keepAlive() {
 			delete(d.memory, id)
 		}
 	}
+	for tok, at := range d.rejectedTokens {
+		if now.Sub(at) > rejectedTokenTTL {
+			delete(d.rejectedTokens, tok)
+		}
+	}
 	for r := range d.held {
 		if err := r.job.Msg.InProgress(); err != nil {
 			d.log.Debug("keep-alive", zap.String("requestID", r.job.Request.RequestID), zap.Error(err))
@@ -603,9 +628,10 @@ func (d *Dispatcher) finish(r *request) {
 	req := r.job.Request
 	log := d.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
 	if r.aborted {
-		if err := r.job.Msg.NakWithDelay(0); err != nil {
-			log.Debug("hand back", zap.Error(err))
-		}
+		// Not the message's fault: the redelivery does not count towards
+		// the delivery limit.
+		r.deferDelay = 0
+		d.handBack(r, log)
 		log.Info("request handed back for redelivery: shutdown deadline passed during its call")
 		return
 	}
@@ -620,18 +646,35 @@ func (d *Dispatcher) finish(r *request) {
 			waited.Round(time.Second), r.failedBy.message, d.cfg.DeferMax)
 		r.giveUp()
 	}
+	// The result goes first: if the stream already holds one for this
+	// request (decided before, the ack lost in a crash or a NATS restart),
+	// that first result counts, and a dead letter follows only if it was
+	// a failure. So a request never has a succeeded result and a dead
+	// letter, and a crash between the two publishes is repaired by the
+	// redelivery.
 	res := r.result(now, d.cfg.WorkerID)
+	var first *schemas.Result
+	err := d.retryPublish(func(ctx context.Context) error {
+		var err error
+		first, err = d.pub.PublishResult(ctx, res)
+		return err
+	})
+	if err != nil {
+		log.Error("result not published; the message will be redelivered", zap.Error(err))
+		return
+	}
+	if first != nil {
+		log.Info("request was decided before; its first result stands",
+			zap.String("firstStatus", string(first.Status)), zap.String("thisStatus", string(res.Status)))
+		res = first
+	}
 	if res.Status == schemas.StatusFailed {
-		dl := r.deadLetter(now, d.cfg.WorkerID)
+		dl := r.deadLetterFor(res, now, d.cfg.WorkerID)
 		if err := d.retryPublish(func(ctx context.Context) error { return d.pub.PublishDeadLetter(ctx, dl, req.RequestID) }); err != nil {
 			log.Error("dead letter not published; the message will be redelivered", zap.Error(err))
 			return
 		}
 		d.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
-	}
-	if err := d.retryPublish(func(ctx context.Context) error { return d.pub.PublishResult(ctx, res) }); err != nil {
-		log.Error("result not published; the message will be redelivered", zap.Error(err))
-		return
 	}
 	if err := d.retryPublish(r.job.Msg.DoubleAck); err != nil {
 		log.Warn("ack not confirmed; a redelivery will find the outcome already published", zap.Error(err))
@@ -660,7 +703,9 @@ func (d *Dispatcher) handBack(r *request, log *zap.Logger) {
 	if err := r.job.Msg.NakWithDelay(r.deferDelay); err != nil {
 		log.Warn("hand back", zap.Error(err))
 	}
-	d.metrics.deferred.Inc()
+	if r.deferDelay > 0 {
+		d.metrics.deferred.Inc()
+	}
 	log.Debug("request handed back for later", zap.Duration("delay", r.deferDelay))
 }
 

@@ -9,25 +9,31 @@ import (
 )
 
 // limiter caps the rate of API calls. It starts at the configured rate (or
-// none) and adapts to the vendor's flow control: each flow-control answer
-// halves the rate (at most once a second, down to one call a second); a
-// run of successes raises it again step by step, back to the configured
-// rate or to none.
+// none) and adapts to the vendor's flow control, judged per one-second
+// window: when more than a tenth of a window's answers (and at least
+// three) are flow control, the limit drops to 70% of the rate that window
+// achieved; each following window without flow control raises it by a
+// quarter, back to the configured rate or to none. A few scattered
+// flow-control answers are left to the per-call backoff and Retry-After;
+// only a sustained share slows everything down.
 type limiter struct {
 	ceiling rate.Limit // the configured rate; rate.Inf for none
 	onSet   func(calls float64)
 	now     func() time.Time
 
-	mu         sync.Mutex
-	lim        *rate.Limiter
-	lastChange time.Time
-	recoverTo  rate.Limit // with no configured rate: where the limit is lifted again
-	window     time.Time  // start of the current one-second window
-	inWindow   int        // calls started in it
-	lastRate   float64    // calls in the last whole window
+	mu        sync.Mutex
+	lim       *rate.Limiter
+	recoverTo rate.Limit // with no configured rate: where the limit is lifted again
+	window    time.Time  // start of the current one-second window
+	answers   int        // answers in the current window
+	throttles int        // flow-control answers among them
 }
 
-const floorRate = rate.Limit(1)
+const (
+	floorRate       = rate.Limit(1)
+	throttleShare   = 0.1
+	throttleMinimum = 3
+)
 
 func newLimiter(callsPerSecond float64, onSet func(float64)) *limiter {
 	l := &limiter{ceiling: rate.Inf, onSet: onSet, now: time.Now}
@@ -48,16 +54,6 @@ func burstFor(r rate.Limit) int {
 // wait blocks until a call may start.
 func (l *limiter) wait(ctx context.Context) error {
 	l.mu.Lock()
-	now := l.now()
-	if now.Sub(l.window) >= time.Second {
-		if now.Sub(l.window) < 2*time.Second {
-			l.lastRate = float64(l.inWindow)
-		} else {
-			l.lastRate = 0
-		}
-		l.window, l.inWindow = now, 0
-	}
-	l.inWindow++
 	lim := l.lim
 	l.mu.Unlock()
 	return lim.Wait(ctx)
@@ -71,46 +67,55 @@ func (l *limiter) current() rate.Limit {
 }
 
 // throttled takes a flow-control answer.
-func (l *limiter) throttled() {
+func (l *limiter) throttled() { l.answer(true) }
+
+// succeeded takes any other answer.
+func (l *limiter) succeeded() { l.answer(false) }
+
+func (l *limiter) answer(throttled bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	if now.Sub(l.lastChange) < time.Second {
-		return
+	if l.window.IsZero() {
+		l.window = now
 	}
-	cur := l.lim.Limit()
-	if cur == rate.Inf {
-		observed := rate.Limit(max(l.lastRate, float64(l.inWindow)))
-		l.recoverTo = max(observed, 2*floorRate)
-		cur = observed
+	if elapsed := now.Sub(l.window); elapsed >= time.Second {
+		l.closeWindow(elapsed)
+		l.window, l.answers, l.throttles = now, 0, 0
 	}
-	l.set(max(floorRate, cur/2), now)
+	l.answers++
+	if throttled {
+		l.throttles++
+	}
 }
 
-// succeeded takes a successful answer.
-func (l *limiter) succeeded() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// closeWindow adapts the limit to the window that just ended.
+func (l *limiter) closeWindow(elapsed time.Duration) {
 	cur := l.lim.Limit()
-	now := l.now()
-	if cur == l.ceiling || now.Sub(l.lastChange) < 2*time.Second {
-		return
+	achieved := rate.Limit(float64(l.answers) / elapsed.Seconds())
+	switch {
+	case l.throttles >= throttleMinimum && float64(l.throttles) > throttleShare*float64(l.answers):
+		if cur == rate.Inf {
+			l.recoverTo = max(achieved, 2*floorRate)
+		}
+		next := max(floorRate, min(cur, achieved)*0.7)
+		l.set(next)
+	case l.throttles == 0 && cur != l.ceiling:
+		next := cur*1.25 + 1
+		target := l.ceiling
+		if target == rate.Inf {
+			target = l.recoverTo
+		}
+		if next >= target {
+			next = l.ceiling
+		}
+		l.set(next)
 	}
-	next := cur*1.25 + 1
-	target := l.ceiling
-	if target == rate.Inf {
-		target = l.recoverTo
-	}
-	if next >= target {
-		next = l.ceiling
-	}
-	l.set(next, now)
 }
 
-func (l *limiter) set(r rate.Limit, now time.Time) {
+func (l *limiter) set(r rate.Limit) {
 	l.lim.SetLimit(r)
 	l.lim.SetBurst(burstFor(r))
-	l.lastChange = now
 	if l.onSet != nil {
 		v := float64(r)
 		if r == rate.Inf {

@@ -196,15 +196,28 @@ func (r *request) result(now time.Time, workerID string) *schemas.Result {
 	return res
 }
 
-// deadLetter builds the dead letter of a failed request.
-func (r *request) deadLetter(now time.Time, workerID string) *schemas.DeadLetter {
-	text := "the vendor refused to disconnect participants"
-	if r.failText != "" {
+// deadLetterFor builds the dead letter of a request whose result res is
+// failed. res is normally this attempt's result; when an earlier attempt's
+// failed result stands instead and this attempt did not fail, the dead
+// letter is rebuilt from that result.
+func (r *request) deadLetterFor(res *schemas.Result, now time.Time, workerID string) *schemas.DeadLetter {
+	reason, text := r.reason, "the vendor refused to disconnect participants"
+	switch {
+	case r.failText != "":
 		text = r.failText
-	} else if r.failedBy != nil {
+	case r.failedBy != nil && len(r.failed) > 0:
 		text = describeFailure(r.failedBy, r.reason)
+	default:
+		reason = schemas.ReasonRejected
+		if res.HTTPStatus == 0 || res.HTTPStatus >= 500 || res.HTTPStatus == 429 {
+			reason = schemas.ReasonRetriesExhausted
+		}
+		text = "an earlier attempt failed: " + res.ErrorMessage
+		if res.ErrorCode != "" {
+			text += " (" + res.ErrorCode + ")"
+		}
 	}
-	dl := r.job.Source.DeadLetter(r.reason, text, now, workerID)
+	dl := r.job.Source.DeadLetter(reason, text, now, workerID)
 	dl.RequestID = r.job.Request.RequestID
 	dl.ConferenceID = r.job.Request.ConferenceID
 	return dl

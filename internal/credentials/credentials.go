@@ -3,14 +3,16 @@ package credentials
 import (
 	"encoding/json"
 	"errors"
+	"github.com/hangup-dev/hangup/dispatcher"
 
 	"go.uber.org/zap/zapcore"
 )
 
 // ErrNoCredentials means the bucket holds no usable host password for a
 // conference: the key is missing, or (see [ErrInvalidCredentials]) its value
-// is unusable.
-var ErrNoCredentials = errors.New("no credentials")
+// is unusable. It is the dispatcher's sentinel, so the dispatcher fails
+// such requests instead of handing them back for later.
+var ErrNoCredentials = dispatcher.ErrNoCredentials
 
 // ErrInvalidCredentials means the value stored for a conference is not
 // {"hostPassword": "<non-empty string>"}. An error that wraps it also

@@ -13,6 +13,9 @@ import (
 
 // Config names where outcomes go.
 type Config struct {
+	// ResultStream is the stream of results, read back when a result
+	// turns out to be a repeat. Defaults to schemas.DefaultResultStream.
+	ResultStream string
 	// ResultSubjectPrefix is followed by ".<conferenceID>". Defaults to
 	// schemas.DefaultResultSubjectPrefix.
 	ResultSubjectPrefix string
@@ -22,6 +25,9 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.ResultStream == "" {
+		c.ResultStream = schemas.DefaultResultStream
+	}
 	if c.ResultSubjectPrefix == "" {
 		c.ResultSubjectPrefix = schemas.DefaultResultSubjectPrefix
 	}
@@ -47,18 +53,35 @@ func NewPublisher(cfg Config, js jetstream.JetStream) (*Publisher, error) {
 }
 
 // PublishResult publishes r with Nats-Msg-Id set to its request ID and
-// returns once the results stream has stored it (or dropped it as a
-// repeat).
-func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) error {
+// returns once the results stream has stored it. When the stream drops it
+// as a repeat (the request was decided before, and its ack was lost), it
+// returns the result stored first, which is the one that counts.
+func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) (*schemas.Result, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return fmt.Errorf("encode result %s: %w", r.RequestID, err)
+		return nil, fmt.Errorf("encode result %s: %w", r.RequestID, err)
 	}
 	subject := p.cfg.ResultSubjectPrefix + "." + r.ConferenceID
-	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(r.RequestID)); err != nil {
-		return fmt.Errorf("publish result %s: %w", r.RequestID, err)
+	ack, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(r.RequestID))
+	if err != nil {
+		return nil, fmt.Errorf("publish result %s: %w", r.RequestID, err)
 	}
-	return nil
+	if !ack.Duplicate {
+		return nil, nil
+	}
+	stream, err := p.js.Stream(ctx, p.cfg.ResultStream)
+	if err != nil {
+		return nil, fmt.Errorf("read first result of %s: %w", r.RequestID, err)
+	}
+	msg, err := stream.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		return nil, fmt.Errorf("read first result of %s: %w", r.RequestID, err)
+	}
+	var first schemas.Result
+	if err := json.Unmarshal(msg.Data, &first); err != nil {
+		return nil, fmt.Errorf("read first result of %s: %w", r.RequestID, err)
+	}
+	return &first, nil
 }
 
 // PublishDeadLetter publishes dl with Nats-Msg-Id msgID and returns once

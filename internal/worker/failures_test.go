@@ -15,6 +15,7 @@ import (
 
 	"encoding/pem"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
@@ -212,4 +213,81 @@ func TestUntrustedCertificateIsRefusedUntilItsCAIsConfigured(t *testing.T) {
 	h.start(func(c *Config) { c.APIBaseURL = tlsAPI.URL; c.APICAFile = caFile; c.WorkerID = "with-ca" })
 	_, rep := h.audit(tok)
 	require.Equal(t, 1, rep.ByStatus[schemas.StatusSucceeded])
+}
+
+// publishResult stores a result as an earlier attempt would have.
+func (h *harness) publishResult(r schemas.Result) {
+	h.t.Helper()
+	data, err := json.Marshal(r)
+	require.NoError(h.t, err)
+	_, err = h.js.Publish(context.Background(), schemas.DefaultResultSubjectPrefix+"."+r.ConferenceID, data, jetstream.WithMsgID(r.RequestID))
+	require.NoError(h.t, err)
+}
+
+func TestAnEarlierResultStandsWhenTheAckWasLost(t *testing.T) {
+	h := newHarness(t, meetingsim.Config{})
+	endedTok := h.meeting("ended", "a")
+	require.NoError(t, h.sim.SetMeetingState("ended", meetingsim.StateEnded))
+	liveTok := h.meeting("live", "b")
+	now := time.Now().UTC()
+	// "was-ok" succeeded before; this attempt would fail (the meeting has
+	// ended since): no dead letter may follow a succeeded result.
+	h.publishResult(schemas.Result{RequestID: "was-ok", ConferenceID: "ended", ParticipantIDs: []string{"a"},
+		Status: schemas.StatusSucceeded, Disconnected: []string{"a"}, FailedParticipantIDs: []string{},
+		AlreadyGone: []string{}, BatchIDs: []string{"earlier-1"}, Attempts: 1, HTTPStatus: 200, ReceivedAt: now, CompletedAt: now, WorkerID: "earlier"})
+	// "was-failed" failed before and crashed before its dead letter; this
+	// attempt succeeds: the failure stands and gets its dead letter.
+	h.publishResult(schemas.Result{RequestID: "was-failed", ConferenceID: "live", ParticipantIDs: []string{"b"},
+		Status: schemas.StatusFailed, FailedParticipantIDs: []string{"b"}, Disconnected: []string{}, AlreadyGone: []string{},
+		BatchIDs: []string{"earlier-2"}, Attempts: 3, HTTPStatus: 503, ErrorMessage: "SERVICE_UNAVAILABLE",
+		ReceivedAt: now, CompletedAt: now, WorkerID: "earlier"})
+	h.request("was-ok", "ended", endedTok, "a")
+	h.request("was-failed", "live", liveTok, "b")
+	h.start(nil)
+	h.drained(20 * time.Second)
+	s := h.snapshot()
+	require.Len(t, s.Results, 2, "one result per request")
+	byID := resultsByID(s)
+	require.Equal(t, schemas.StatusSucceeded, byID["was-ok"].Status)
+	require.Equal(t, schemas.StatusFailed, byID["was-failed"].Status)
+	require.Len(t, s.DeadLetters, 1, "a dead letter only for the request whose standing result failed")
+	dl := s.DeadLetters[0]
+	require.Equal(t, "was-failed", dl.RequestID)
+	require.Equal(t, schemas.ReasonRetriesExhausted, dl.Reason)
+	require.Contains(t, dl.Error, "SERVICE_UNAVAILABLE")
+}
+
+func TestARejectedTokenIsNotTriedAgain(t *testing.T) {
+	h := newHarness(t, meetingsim.Config{})
+	h.meeting("c", participants("p", 30)...)
+	h.storeCredentials("c", "pw-c")
+	stale := "stb" + strings.Repeat("b", 48)
+	h.start(func(c *Config) { withCredentials(c); c.Linger = time.Millisecond })
+	for i := 0; i < 15; i++ {
+		h.request(fmt.Sprintf("r%d", i), "c", stale, fmt.Sprintf("p-%d", i+1))
+		h.drained(10 * time.Second) // one batch each
+	}
+	_, rep := h.audit(stale, "pw-c")
+	require.Equal(t, 15, rep.ByStatus[schemas.StatusSucceeded])
+	unauthorized := 0
+	for _, c := range h.sim.Calls() {
+		if c.Status == 401 {
+			unauthorized++
+		}
+	}
+	require.Equal(t, 1, unauthorized, "the expired token costs one call, not one per batch")
+}
+
+func TestTokenServiceOutageDefersInsteadOfFailing(t *testing.T) {
+	h := newHarness(t, meetingsim.Config{})
+	h.meeting("c", "a")
+	h.storeCredentials("c", "pw-c")
+	h.sim.SetDown(true)
+	h.request("r", "c", "", "a")
+	_, reg := h.startWith(func(c *Config) { withCredentials(c); c.DeferInitial = 100 * time.Millisecond; c.MaxDeliveries = 2 })
+	require.Eventually(t, func() bool { return gauge(t, reg, "hangup_requests_deferred_total") >= 2 }, 20*time.Second, 20*time.Millisecond)
+	h.sim.SetDown(false)
+	s, rep := h.audit("pw-c")
+	require.Equal(t, 1, rep.ByStatus[schemas.StatusSucceeded], "a token that could not be obtained for now is tried again later")
+	require.Empty(t, s.DeadLetters)
 }

@@ -136,6 +136,7 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("meeting API client: %w", err)
 	}
 	pub, err := outcome.NewPublisher(outcome.Config{
+		ResultStream:            w.cfg.Topology.ResultStream,
 		ResultSubjectPrefix:     w.cfg.Topology.ResultSubjectPrefix,
 		DeadLetterSubjectPrefix: w.cfg.Topology.DeadLetterSubjectPrefix,
 	}, js)
