@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"context"
 	"sync"
 	"time"
 )
@@ -9,9 +8,10 @@ import (
 // breaker stops the worker from spending its requests' retries while the
 // meeting API fails every call. It counts consecutive outage answers
 // (connection errors, timeouts, HTTP 5xx); at the threshold it opens:
-// calls wait instead of being made, and the consumer stops pulling. After a
-// cool-down one probe call goes through; its success closes the breaker,
-// its failure opens it again with a doubled cool-down.
+// calls are not made (their requests are handed back until the next probe)
+// and the consumer stops pulling. After a cool-down one probe call goes
+// through; its success closes the breaker, its failure opens it again with
+// a doubled cool-down.
 type breaker struct {
 	threshold   int
 	minCooldown time.Duration
@@ -50,49 +50,42 @@ func (b *breaker) changes() <-chan struct{} {
 	return b.changed
 }
 
-// wait returns at once while the breaker is closed. While it is open it
-// waits until this caller may send the probe, the breaker closes, deadline
-// passes (a zero deadline is none), or ctx ends. It reports whether it
-// waited at all.
-func (b *breaker) wait(ctx context.Context, deadline time.Time) (waited bool, err error) {
+// acquire asks to make a call. It allows it while the breaker is closed,
+// and lets one caller through as the probe once the cool-down has passed.
+// Otherwise it says how long until the next probe may go.
+func (b *breaker) acquire() (ok bool, retryIn time.Duration) {
 	if b.threshold <= 0 {
-		return false, nil
+		return true, 0
 	}
-	for {
-		b.mu.Lock()
-		if !b.open {
-			b.mu.Unlock()
-			return waited, nil
-		}
-		now := b.now()
-		if !now.Before(b.until) && !b.probing {
-			b.probing = true
-			b.mu.Unlock()
-			return true, nil
-		}
-		wake := b.until
-		if b.probing {
-			wake = now.Add(b.maxCooldown)
-		}
-		ch := b.changed
-		b.mu.Unlock()
-		if !deadline.IsZero() && deadline.Before(wake) {
-			wake = deadline
-		}
-		waited = true
-		t := time.NewTimer(max(wake.Sub(b.now()), time.Millisecond))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return waited, ctx.Err()
-		case <-ch:
-			t.Stop()
-		case <-t.C:
-			if !deadline.IsZero() && !b.now().Before(deadline) {
-				return waited, nil
-			}
-		}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open {
+		return true, 0
 	}
+	now := b.now()
+	if !now.Before(b.until) && !b.probing {
+		b.probing = true
+		return true, 0
+	}
+	if b.probing {
+		return false, b.cooldown
+	}
+	return false, b.until.Sub(now)
+}
+
+// probeDue reports, while the breaker is open, whether a probe may go now
+// (and no probe is under way), or else how long until it may.
+func (b *breaker) probeDue() (due bool, in time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open || b.probing {
+		return false, b.maxCooldown
+	}
+	now := b.now()
+	if !now.Before(b.until) {
+		return true, 0
+	}
+	return false, b.until.Sub(now)
 }
 
 // record takes the answer of one call: outage reports whether it was an

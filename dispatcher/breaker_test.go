@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"context"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +31,6 @@ func TestBreakerOpensAtThresholdProbesAndCloses(t *testing.T) {
 	var changes []bool
 	b := newBreaker(3, time.Second, 4*time.Second, func(open bool) { changes = append(changes, open) })
 	b.now = clk.now
-	ctx := context.Background()
 
 	b.record(true)
 	b.record(true)
@@ -44,30 +42,32 @@ func TestBreakerOpensAtThresholdProbesAndCloses(t *testing.T) {
 	b.record(true)
 	require.True(t, b.isOpen(), "three outage answers in a row open it")
 
-	// While cooling down, a caller with a deadline waits and gives up at it.
-	waited, err := b.wait(ctx, clk.now().Add(-time.Millisecond))
-	require.NoError(t, err)
-	require.True(t, waited)
+	ok, in := b.acquire()
+	require.False(t, ok, "no calls while cooling down")
+	require.Equal(t, time.Second, in)
+	due, _ := b.probeDue()
+	require.False(t, due)
 
 	clk.advance(time.Second)
-	waited, err = b.wait(ctx, time.Time{})
-	require.NoError(t, err)
-	require.True(t, waited, "after the cool-down one caller probes")
+	due, _ = b.probeDue()
+	require.True(t, due)
+	ok, _ = b.acquire()
+	require.True(t, ok, "after the cool-down one caller probes")
+	ok, _ = b.acquire()
+	require.False(t, ok, "only one probe at a time")
 	b.record(true) // the probe fails: open again, cool-down doubled
 	require.True(t, b.isOpen())
 	clk.advance(time.Second)
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
-	_, err = b.wait(cctx, time.Time{})
-	cancel()
-	require.ErrorIs(t, err, context.DeadlineExceeded, "the doubled cool-down has not passed")
+	ok, in = b.acquire()
+	require.False(t, ok)
+	require.Equal(t, time.Second, in, "the doubled cool-down has a second to go")
 	clk.advance(time.Second)
-	_, err = b.wait(ctx, time.Time{})
-	require.NoError(t, err)
+	ok, _ = b.acquire()
+	require.True(t, ok)
 	b.record(false) // the probe succeeds
 	require.False(t, b.isOpen())
-	waited, err = b.wait(ctx, time.Time{})
-	require.NoError(t, err)
-	require.False(t, waited)
+	ok, _ = b.acquire()
+	require.True(t, ok)
 	require.Equal(t, []bool{true, true, false}, changes)
 }
 

@@ -44,6 +44,9 @@ var ErrNoCredentials = errors.New("no credentials")
 // errTokensRejected: every token known for a conference was rejected.
 var errTokensRejected = errors.New("every control token known for the conference was rejected")
 
+// errBreakerOpen: the circuit breaker holds calls back.
+var errBreakerOpen = errors.New("the meeting API failed every recent call; waiting for a probe call to succeed")
+
 // errExpired: every request waiting for a call passed its expiresAt.
 var errExpired = errors.New("expiresAt passed while waiting to retry")
 
@@ -256,8 +259,8 @@ func isOutage(err error) bool {
 // the answer says to come back much later (a *deferError), or ctx ends. A
 // token the vendor rejects is replaced by the next one at once; retryable
 // answers wait for the exponential backoff with jitter, or for Retry-After
-// when that is longer. While the circuit breaker is open the call waits,
-// and that wait does not count against the retry budget.
+// when that is longer. While the circuit breaker is open no call is made:
+// the requests are handed back until the next probe.
 func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, ring *tokenRing, rec *callRecord) error {
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(d.cfg.RetryInitial),
@@ -284,15 +287,14 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 			}
 			return err
 		}
-		waited, err := d.breaker.wait(ctx, b.expiresAt)
-		if err != nil {
-			return err
-		}
-		if waited {
-			bo.Reset()
-			if d.expired(b) {
-				return errExpired
-			}
+		if ok, retryIn := d.breaker.acquire(); !ok {
+			// The API fails every call: hand the requests back until the
+			// next probe instead of holding them, so that they neither
+			// spend their retries nor, if this worker dies meanwhile,
+			// their deliveries.
+			delay := max(retryIn, time.Second)
+			delay += time.Duration(rand.Int64N(int64(delay)/2 + 1))
+			return &deferError{delay: delay, cause: errBreakerOpen}
 		}
 		if err := d.limiter.wait(ctx); err != nil {
 			return err
@@ -384,7 +386,9 @@ func (d *Dispatcher) deferDelay(class meetingclient.Class, deliveries uint64, re
 	if class == meetingclient.ClassLocked {
 		base *= 12
 	}
-	n := min(max(deliveries, 1)-1, 10)
+	// The delivery count also counts crashes and restarts, so the growth
+	// is capped at sixteen times the base.
+	n := min(max(deliveries, 1)-1, 4)
 	delay := min(base<<n, d.cfg.DeferMaxDelay)
 	delay = time.Duration(float64(delay) * (0.8 + 0.4*rand.Float64()))
 	return max(delay, retryAfter)

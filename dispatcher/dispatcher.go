@@ -68,6 +68,9 @@ type Dispatcher struct {
 	// slots holds one token per request from Submit until its message is
 	// acked or handed back; its capacity is MaxPending.
 	slots chan struct{}
+	// probeAdmitted is when Capacity last let a request in for a probe
+	// while the breaker was open; only the consumer's loop calls Capacity.
+	probeAdmitted time.Time
 	// freed gets a signal whenever a slot is released or the breaker
 	// changes; Capacity waits on it. A buffer of 1 keeps one pending wake-up.
 	freed    chan struct{}
@@ -237,19 +240,37 @@ func (d *Dispatcher) Submit(ctx context.Context, job Job) error {
 // in a client buffer.
 func (d *Dispatcher) Capacity(ctx context.Context) (int, error) {
 	for {
+		changed := d.breaker.changes()
 		free := cap(d.slots) - len(d.slots)
 		if free > 0 && !d.breaker.isOpen() {
 			return free, nil
 		}
-		changed := d.breaker.changes()
+		// While the breaker is open, one request at a time is let in
+		// when a probe is due, so that the probe has a call to make.
+		wake := time.Hour
+		if free > 0 {
+			due, in := d.breaker.probeDue()
+			if since := time.Since(d.probeAdmitted); due && since >= time.Second {
+				d.probeAdmitted = time.Now()
+				return 1, nil
+			} else if due {
+				in = time.Second - since
+			}
+			wake = in
+		}
+		t := time.NewTimer(wake)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return 0, ctx.Err()
 		case <-d.stopping:
+			t.Stop()
 			return 0, ErrStopped
 		case <-d.freed:
 		case <-changed:
+		case <-t.C:
 		}
+		t.Stop()
 	}
 }
 

@@ -197,7 +197,7 @@ func TestKeepAliveOutlastsAckWaitDuringRetries(t *testing.T) {
 	}}, 2*time.Second)
 	e.meeting("c", 2)
 	d := e.dispatcher(dispatcher.Config{KeepAlive: 300 * time.Millisecond, RetryInitial: 100 * time.Millisecond,
-		RetryMaxInterval: 200 * time.Millisecond, Linger: time.Millisecond})
+		RetryMaxInterval: 200 * time.Millisecond, Linger: time.Millisecond, BreakerThreshold: -1})
 	jobs := e.jobs(req("a", "c", "p0"))
 	require.NoError(t, d.Submit(context.Background(), jobs[0]))
 	// Fail for three AckWaits; without keep-alives the server would

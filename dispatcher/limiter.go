@@ -10,12 +10,12 @@ import (
 
 // limiter caps the rate of API calls. It starts at the configured rate (or
 // none) and adapts to the vendor's flow control, judged per one-second
-// window: when more than a tenth of a window's answers (and at least
-// three) are flow control, the limit drops to 70% of the rate that window
-// achieved; each following window without flow control raises it by a
-// quarter, back to the configured rate or to none. A few scattered
-// flow-control answers are left to the per-call backoff and Retry-After;
-// only a sustained share slows everything down.
+// window: when more than a tenth of a window's answers (and at least five)
+// are flow control, the limit drops to 70% of the rate that window
+// achieved; every other window raises it by a quarter, back to the
+// configured rate or to none. A few scattered flow-control answers are left
+// to the per-call backoff and Retry-After; only a sustained share slows
+// everything down.
 type limiter struct {
 	ceiling rate.Limit // the configured rate; rate.Inf for none
 	onSet   func(calls float64)
@@ -32,7 +32,7 @@ type limiter struct {
 const (
 	floorRate       = rate.Limit(1)
 	throttleShare   = 0.1
-	throttleMinimum = 3
+	throttleMinimum = 5
 )
 
 func newLimiter(callsPerSecond float64, onSet func(float64)) *limiter {
@@ -100,7 +100,7 @@ func (l *limiter) closeWindow(elapsed time.Duration) {
 		}
 		next := max(floorRate, min(cur, achieved)*0.7)
 		l.set(next)
-	case l.throttles == 0 && cur != l.ceiling:
+	case cur != l.ceiling:
 		next := cur*1.25 + 1
 		target := l.ceiling
 		if target == rate.Inf {
