@@ -1,0 +1,434 @@
+//go:build unix
+
+package soak
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fleet runs the workers: it starts them, kills them, and restarts the
+// ones that exit on their own.
+type fleet struct {
+	ps      *procs
+	bin     string
+	natsURL string
+	apiURL  string
+	http    *http.Client
+
+	mu      sync.Mutex
+	n       int // workers started so far; names soak-1, soak-2, ...
+	live    []*worker
+	desired int
+	kills   int
+	exits   []workerExit // exits the test did not cause
+	// stopErrors are the graceful stops (SIGTERM) that failed.
+	stopErrors []string
+}
+
+// worker is one worker process and its HTTP endpoint.
+type worker struct {
+	*proc
+	id       string
+	httpAddr string
+}
+
+// workerExit records a worker that exited without being told to.
+type workerExit struct {
+	id      string
+	at      time.Time
+	uptime  time.Duration
+	code    int
+	started bool // it had logged "worker started"
+	tail    []string
+}
+
+// start starts one more worker; it does not wait for it to be ready.
+func (f *fleet) start() (*worker, error) {
+	f.mu.Lock()
+	f.n++
+	id := fmt.Sprintf("soak-%d", f.n)
+	f.mu.Unlock()
+	port, err := pickPort()
+	if err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := f.ps.start("worker-"+id, f.bin, "run",
+		"--nats-url", f.natsURL,
+		"--api-base-url", f.apiURL,
+		"--http-addr", addr,
+		"--ack-wait", "5s",
+		"--retry-max-elapsed", "2m",
+		// A worker is killed every few seconds here, and each kill counts
+		// one delivery for every request it held: with the default limit
+		// of 5, a request held through five kills would be dead-lettered as
+		// poison. Production sees far fewer crashes; the soak raises the
+		// limit rather than measure the kill rate.
+		"--max-deliveries", strconv.Itoa(soakMaxDeliveries),
+		"--log-format", "json",
+		"--worker-id", id,
+	)
+	if err != nil {
+		return nil, err
+	}
+	w := &worker{proc: p, id: id, httpAddr: addr}
+	f.mu.Lock()
+	f.live = append(f.live, w)
+	f.mu.Unlock()
+	return w, nil
+}
+
+// ready waits until w answers /readyz.
+func (f *fleet) ready(ctx context.Context, w *worker) error {
+	return httpReady(ctx, f.http, "http://"+w.httpAddr+"/readyz", w.proc, 60*time.Second)
+}
+
+// reap drops the workers that exited and records those the test did not
+// stop or kill.
+func (f *fleet) reap() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := f.live[:0]
+	for _, w := range f.live {
+		if !w.exited() {
+			live = append(live, w)
+			continue
+		}
+		if !w.wasSignaled() {
+			f.exits = append(f.exits, workerExit{
+				id: w.id, at: w.exitedAt, uptime: w.exitedAt.Sub(w.started), code: w.exitCode(),
+				started: w.logContains(`"worker started"`), tail: w.tail(6),
+			})
+		}
+	}
+	f.live = live
+}
+
+// maxUnpromptedExits bounds the restarts of workers that exit on their
+// own, so that a worker that cannot start does not loop for the whole run.
+const maxUnpromptedExits = 50
+
+// reconcile starts workers until the desired number runs.
+func (f *fleet) reconcile() error {
+	f.reap()
+	for {
+		f.mu.Lock()
+		short := len(f.live) < f.desired
+		exits := len(f.exits)
+		var last []string
+		if exits > 0 {
+			last = f.exits[exits-1].tail
+		}
+		f.mu.Unlock()
+		if exits > maxUnpromptedExits {
+			return fmt.Errorf("%d workers exited on their own; the last: %s", exits, strings.Join(last, " | "))
+		}
+		if !short {
+			return nil
+		}
+		if _, err := f.start(); err != nil {
+			return err
+		}
+	}
+}
+
+// killRandom kills one running worker, or all of them with probability
+// pAll, with SIGKILL.
+func (f *fleet) killRandom(rng *rand.Rand, pAll float64) int {
+	f.reap()
+	f.mu.Lock()
+	var victims []*worker
+	if len(f.live) > 0 {
+		if rng.Float64() < pAll {
+			victims = append(victims, f.live...)
+		} else {
+			victims = append(victims, f.live[rng.IntN(len(f.live))])
+		}
+	}
+	f.kills += len(victims)
+	f.mu.Unlock()
+	for _, w := range victims {
+		w.kill()
+	}
+	f.reap()
+	return len(victims)
+}
+
+// running returns the workers that run now.
+func (f *fleet) running() []*worker {
+	f.reap()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.live)
+}
+
+func (f *fleet) setDesired(n int) {
+	f.mu.Lock()
+	f.desired = n
+	f.mu.Unlock()
+}
+
+// toggleDesired switches between one and two workers and returns the new
+// number.
+func (f *fleet) toggleDesired() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.desired = 3 - f.desired
+	return f.desired
+}
+
+func (f *fleet) wanted() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.desired
+}
+
+// schedule is the chaos plan, in offsets from the start of publishing.
+type schedule struct {
+	length             time.Duration // chaos ends here
+	killMin, killMax   time.Duration
+	pKillAll, pTwo     float64
+	tokenEvery         time.Duration
+	natsRestarts       []time.Duration
+	outageAt           time.Duration
+	outageLen          time.Duration
+	strictAt, strictTo time.Duration
+}
+
+// chaos carries out a schedule against the fleet, the NATS server and the
+// simulator.
+type chaos struct {
+	sched  schedule
+	rng    *rand.Rand
+	fleet  *fleet
+	nats   *natsServer
+	sim    *simClient
+	loader *loader
+	start  time.Time
+
+	// Counts and the timeline, read after run returns.
+	natsRestarts  int
+	natsDown      []window // when the server was down, including its restart
+	tokenExpiries int
+	tokensExpired int
+	outage        window
+	strict        window
+	timeline      []string
+}
+
+// window is a span of time.
+type window struct{ from, to time.Time }
+
+// event is one scheduled chaos action.
+type event struct {
+	at   time.Duration
+	name string
+	do   func(ctx context.Context) error
+}
+
+func (c *chaos) note(format string, args ...any) {
+	c.timeline = append(c.timeline, fmt.Sprintf("%6.1fs ", time.Since(c.start).Seconds())+fmt.Sprintf(format, args...))
+}
+
+// events lists the scheduled actions in time order.
+func (c *chaos) events() []event {
+	s := c.sched
+	var evs []event
+	for at := s.tokenEvery; at < s.length; at += s.tokenEvery {
+		evs = append(evs, event{at, "expire tokens", c.expireTokens})
+	}
+	for _, at := range s.natsRestarts {
+		evs = append(evs, event{at, "restart NATS", c.restartNATS})
+	}
+	faults := baselineFaults()
+	evs = append(evs,
+		event{s.outageAt, "outage: 503", func(ctx context.Context) error {
+			c.outage.from = time.Now()
+			f := faults
+			f.Down = true
+			return c.sim.setFaults(ctx, f)
+		}},
+		event{s.outageAt + s.outageLen/2, "outage: dropped connections", func(ctx context.Context) error {
+			f := faults
+			f.Down, f.DropConnections = true, true
+			return c.sim.setFaults(ctx, f)
+		}},
+		event{s.outageAt + s.outageLen, "outage over", func(ctx context.Context) error {
+			c.outage.to = time.Now()
+			return c.sim.setFaults(ctx, faults)
+		}},
+		event{s.strictAt, "strict mode", func(ctx context.Context) error {
+			c.strict.from = time.Now()
+			return c.sim.setMode(ctx, "strict")
+		}},
+		event{s.strictTo, "lenient mode", func(ctx context.Context) error {
+			c.strict.to = time.Now()
+			return c.sim.setMode(ctx, "lenient")
+		}},
+	)
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	return evs
+}
+
+// run carries out the schedule from c.start until its length or ctx ends,
+// killing workers every killMin to killMax and restarting them, and
+// restarting workers that exit on their own.
+func (c *chaos) run(ctx context.Context) error {
+	evs := c.events()
+	nextKill := c.sched.killMin + time.Duration(c.rng.Int64N(int64(c.sched.killMax-c.sched.killMin)))
+	reconcile := time.NewTicker(200 * time.Millisecond)
+	defer reconcile.Stop()
+	for {
+		at := nextKill
+		if len(evs) > 0 && evs[0].at < at {
+			at = evs[0].at
+		}
+		if at >= c.sched.length {
+			at = c.sched.length
+		}
+		timer := time.NewTimer(time.Until(c.start.Add(at)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-reconcile.C:
+			timer.Stop()
+			if err := c.fleet.reconcile(); err != nil {
+				return err
+			}
+			continue
+		case <-timer.C:
+		}
+		switch {
+		case at >= c.sched.length:
+			c.note("chaos over")
+			return nil
+		case len(evs) > 0 && evs[0].at == at:
+			ev := evs[0]
+			evs = evs[1:]
+			c.note("%s", ev.name)
+			if err := ev.do(ctx); err != nil {
+				return fmt.Errorf("chaos %q: %w", ev.name, err)
+			}
+		default:
+			n := c.fleet.killRandom(c.rng, c.sched.pKillAll)
+			if c.rng.Float64() < c.sched.pTwo {
+				c.fleet.toggleDesired()
+			}
+			c.note("SIGKILL %d worker(s); %d wanted", n, c.fleet.wanted())
+			if err := c.fleet.reconcile(); err != nil {
+				return err
+			}
+			nextKill = at + c.sched.killMin + time.Duration(c.rng.Int64N(int64(c.sched.killMax-c.sched.killMin)))
+		}
+	}
+}
+
+// expireTokens expires every token; the loader gets new ones after a lag
+// of up to a fifth of the expiry period, so some requests carry expired
+// tokens.
+func (c *chaos) expireTokens(ctx context.Context) error {
+	c.loader.tokensExpired(time.Duration(c.rng.Int64N(int64(c.sched.tokenEvery / 5))))
+	n, err := c.sim.expireTokens(ctx)
+	c.tokenExpiries++
+	c.tokensExpired += n
+	return err
+}
+
+// restartNATS stops the NATS server with SIGTERM and starts it again on
+// the same port and store directory.
+func (c *chaos) restartNATS(ctx context.Context) error {
+	w := window{from: time.Now()}
+	if err := c.nats.stop(); err != nil {
+		return err
+	}
+	err := c.nats.start(ctx)
+	w.to = time.Now()
+	c.natsDown = append(c.natsDown, w)
+	c.natsRestarts++
+	c.note("NATS back after %s", w.to.Sub(w.from).Round(time.Millisecond))
+	return err
+}
+
+// nearNATSRestart reports whether t falls in a NATS restart or the grace
+// after it, when a starting worker may fail to connect or provision.
+func (c *chaos) nearNATSRestart(t time.Time, grace time.Duration) bool {
+	for _, w := range c.natsDown {
+		if !t.Before(w.from) && t.Before(w.to.Add(grace)) {
+			return true
+		}
+	}
+	return false
+}
+
+// describeExits splits the unprompted worker exits into the expected ones
+// (a worker starting while NATS restarted could not connect) and the rest.
+func (c *chaos) describeExits() (expected, unexpected []string) {
+	c.fleet.mu.Lock()
+	exits := slices.Clone(c.fleet.exits)
+	c.fleet.mu.Unlock()
+	for _, e := range exits {
+		line := fmt.Sprintf("%s exited with code %d at %.1fs after %s (started: %v); log tail:\n    %s",
+			e.id, e.code, e.at.Sub(c.start).Seconds(), e.uptime.Round(time.Millisecond), e.started,
+			strings.Join(e.tail, "\n    "))
+		if !e.started && c.nearNATSRestart(e.at, 5*time.Second) {
+			expected = append(expected, line)
+			continue
+		}
+		unexpected = append(unexpected, line)
+	}
+	return expected, unexpected
+}
+
+// sampleMetrics writes, every second until ctx ends, a few gauges of every
+// running worker to <dir>/metrics-timeline.txt: how the API rate limit,
+// the requests held and the circuit breaker move under the chaos.
+func sampleMetrics(ctx context.Context, f *fleet, start time.Time, path string) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	wanted := []string{"hangup_api_rate_limit", "hangup_requests_held", "hangup_breaker_open"}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for _, w := range f.running() {
+			rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+w.httpAddr+"/metrics", nil)
+			resp, err := f.http.Do(req)
+			if err != nil {
+				cancel()
+				continue // starting, or just killed
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			cancel()
+			fields := []string{fmt.Sprintf("%6.1fs %s", time.Since(start).Seconds(), w.id)}
+			for _, line := range strings.Split(string(body), "\n") {
+				for _, name := range wanted {
+					if strings.HasPrefix(line, name+" ") {
+						fields = append(fields, strings.TrimPrefix(line, "hangup_"))
+					}
+				}
+			}
+			fmt.Fprintln(out, strings.Join(fields, " "))
+		}
+	}
+}

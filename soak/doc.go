@@ -1,0 +1,42 @@
+// Package soak is the soak test of hangup: it runs the real thing as child
+// processes under chaos and checks the worker's invariant from the outside.
+//
+// TestSoak builds nats-server (from the module's dependency), the meeting API
+// simulator (cmd/meetingsim) and the worker (cmd/worker) with CGO_ENABLED=0
+// into a temporary directory, starts them on 127.0.0.1 with their output
+// captured to files there, and publishes requests from the test process:
+// valid ones over overlapping participants of many conferences, mostly with
+// a control token from the simulator's token API, some duplicates (same
+// requestID and Nats-Msg-Id), some about to expire, and malformed messages.
+// It also writes every meeting's host password to the JetStream key-value
+// bucket meeting_credentials, from which the worker may obtain tokens when a
+// request's own token is rejected.
+//
+// While it publishes, chaos runs: workers are killed with SIGKILL every few
+// seconds and restarted (sometimes two run at once), the NATS server is
+// restarted twice, and the simulator fails hang-ups (500 and flow control
+// with Retry-After), adds latency spikes, expires every token periodically,
+// goes down completely for a while and runs in strict mode for part of the
+// time. Then the chaos stops, one worker drains the request stream and is
+// stopped with SIGTERM, and the test reads the outcome streams and the
+// simulator's record of disconnects back and checks them with
+// internal/audit: exactly one result per valid request, exactly one dead
+// letter per failed request and per invalid message, no one reported
+// disconnected whom the simulator did not remove, no one removed who was
+// never requested, and no host password or control token in any outcome or
+// log file.
+//
+// The short version runs with plain `go test ./...` (it is skipped under
+// -short) and takes about a minute; the long one is
+//
+//	go test ./soak -run TestSoak -v -timeout 60m -soak.requests=50000 -soak.long
+//
+// Flags: -soak.requests, -soak.long, -soak.duration (how long publishing and
+// chaos last; the chaos schedule scales with it), -soak.seed (the load's and
+// the chaos's random choices) and -soak.dir (keep binaries, data and logs
+// there instead of a temporary directory).
+//
+// The package holds test code only and exports nothing. It talks to the
+// worker over NATS, to the simulator over HTTP, and to both through
+// signals; it never imports the worker's internals.
+package soak
