@@ -20,6 +20,13 @@ type HangUpper interface {
 	HangUp(ctx context.Context, conferenceID, token string, participantIDs []string) (meetingclient.Response, error)
 }
 
+// Roster tells who is online in a meeting; *meetingclient.Client
+// satisfies it. When the API client has it, a batch rejected as a whole
+// because someone is not online is split by the roster first.
+type Roster interface {
+	RealTimeInfo(ctx context.Context, conferenceID, token string) (*meetingclient.MeetingInfo, error)
+}
+
 // TokenSource supplies control tokens for conferences whose requests
 // carry none that works, for example from stored host credentials. It may
 // be nil. Its errors decide what happens to the requests: one wrapping
@@ -160,14 +167,15 @@ func (t *tokenRing) transient() (meetingclient.Class, time.Duration, bool) {
 func (d *Dispatcher) execute(ctx context.Context, b *batch) *batchOutcome {
 	out := &batchOutcome{batch: b, outcomes: make(map[string]*idOutcome, len(b.ids))}
 	ring := &tokenRing{conference: b.conference, tokens: b.tokens, source: d.tokens}
-	d.hangUp(ctx, b, b.ids, b.id, ring, nil, out)
+	d.hangUp(ctx, b, b.ids, b.id, ring, nil, out, true)
 	out.rejected = ring.rejected
 	return out
 }
 
 // hangUp calls the vendor for ids and decides each of them. parents are
-// the calls that carried ids before they were split off.
-func (d *Dispatcher) hangUp(ctx context.Context, b *batch, ids []string, callID string, ring *tokenRing, parents []*callRecord, out *batchOutcome) {
+// the calls that carried ids before they were split off. useRoster allows
+// one look at who is online to split a rejected batch.
+func (d *Dispatcher) hangUp(ctx context.Context, b *batch, ids []string, callID string, ring *tokenRing, parents []*callRecord, out *batchOutcome, useRoster bool) {
 	rec := &callRecord{batchID: callID}
 	carried := append(append([]*callRecord(nil), parents...), rec)
 	d.metrics.batchSize.Observe(float64(len(ids)))
@@ -203,13 +211,28 @@ func (d *Dispatcher) hangUp(ctx context.Context, b *batch, ids []string, callID 
 	class := classify(err)
 	switch class {
 	case meetingclient.ClassParticipantGone, meetingclient.ClassBadParameter:
+		if len(ids) > 2 && class == meetingclient.ClassParticipantGone && useRoster {
+			if online, offline, ok := d.splitByRoster(ctx, b, ids, ring); ok {
+				// Who is online goes in one call; each of the others is
+				// then asked about alone, so that only the vendor's own
+				// answer for an ID makes it gone.
+				d.log.Debug("whole call rejected; split by who is online",
+					zap.String("batchID", callID), zap.String("conferenceID", b.conference),
+					zap.Int("online", len(online)), zap.Int("offline", len(offline)))
+				d.hangUp(ctx, b, online, callID+".on", ring, carried, out, false)
+				for i, id := range offline {
+					d.hangUp(ctx, b, []string{id}, callID+".off"+strconv.Itoa(i+1), ring, carried, out, false)
+				}
+				return
+			}
+		}
 		if len(ids) > 1 {
 			mid := len(ids) / 2
 			d.log.Debug("whole call rejected; splitting",
 				zap.String("batchID", callID), zap.String("conferenceID", b.conference),
 				zap.Int("ids", len(ids)), zap.Stringer("class", class))
-			d.hangUp(ctx, b, ids[:mid], callID+".1", ring, carried, out)
-			d.hangUp(ctx, b, ids[mid:], callID+".2", ring, carried, out)
+			d.hangUp(ctx, b, ids[:mid], callID+".1", ring, carried, out, useRoster)
+			d.hangUp(ctx, b, ids[mid:], callID+".2", ring, carried, out, useRoster)
 			return
 		}
 		if class == meetingclient.ClassParticipantGone {
@@ -233,6 +256,45 @@ func (d *Dispatcher) hangUp(ctx context.Context, b *batch, ids []string, callID 
 			out.remember = out.outcomes[ids[0]]
 		}
 	}
+}
+
+// splitByRoster asks who is online and splits ids by it: the online side
+// goes in one call and each offline ID in one call of its own, against
+// about 2·log2(n) calls per offline ID when halving. The roster only
+// orders the calls; every ID is still decided by a hang-up call's answer.
+// An unavailable roster, or one that matches none or all of ids (it may
+// name participants differently), leaves the split to halving.
+func (d *Dispatcher) splitByRoster(ctx context.Context, b *batch, ids []string, ring *tokenRing) (online, offline []string, ok bool) {
+	roster, can := d.api.(Roster)
+	if !can {
+		return nil, nil, false
+	}
+	token, err := ring.current(ctx)
+	if err != nil {
+		return nil, nil, false
+	}
+	if err := d.limiter.wait(ctx); err != nil {
+		return nil, nil, false
+	}
+	info, err := roster.RealTimeInfo(ctx, b.conference, token)
+	if err != nil {
+		return nil, nil, false
+	}
+	present := make(map[string]bool, len(info.Participants))
+	for _, p := range info.Participants {
+		present[p.PID] = true
+	}
+	for _, id := range ids {
+		if present[id] {
+			online = append(online, id)
+		} else {
+			offline = append(offline, id)
+		}
+	}
+	if len(online) == 0 || len(offline) == 0 {
+		return nil, nil, false
+	}
+	return online, offline, true
 }
 
 // classify maps an error of a call chain to its class; running out of
