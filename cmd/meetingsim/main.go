@@ -1,6 +1,7 @@
 // Command meetingsim serves the in-memory Huawei Cloud Meeting control API
 // simulator of package meetingsim over HTTP or HTTPS, for demos and soak
-// tests of the hangup worker. Faults can be set by flags at start and
+// tests of the hangup worker. Faults, the hang-up mode and the token
+// settings (-token-lifetime, -token-mode) can be set by flags at start and
 // changed at run time through the /_sim/ admin API.
 package main
 
@@ -42,6 +43,7 @@ type options struct {
 	listen          string
 	mode            string
 	tokenLifetime   time.Duration
+	tokenMode       string
 	seed            uint64
 	meetings        int
 	participants    int
@@ -68,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8090", "address to listen on")
 	fs.StringVar(&o.mode, "mode", "lenient", "what a hang-up does with IDs not online: lenient (ignore) or strict (reject the call)")
 	fs.DurationVar(&o.tokenLifetime, "token-lifetime", meetingsim.DefaultTokenLifetime, "lifetime of control tokens")
+	fs.StringVar(&o.tokenMode, "token-mode", "many", "what a new token does to the earlier tokens of its meeting: many (they stay valid) or one-live (they end)")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of fault injection")
 	fs.IntVar(&o.meetings, "meetings", 1, "running meetings to create: conf-0001, conf-0002, ...")
 	fs.IntVar(&o.participants, "participants", 10, "participants online in each meeting: p-0001, p-0002, ...")
@@ -106,8 +109,13 @@ func (o options) simConfig() (meetingsim.Config, error) {
 	if err != nil {
 		return meetingsim.Config{}, fmt.Errorf("-mode: %w", err)
 	}
+	tokenMode, err := meetingsim.ParseTokenMode(o.tokenMode)
+	if err != nil {
+		return meetingsim.Config{}, fmt.Errorf("-token-mode: %w", err)
+	}
 	cfg := meetingsim.Config{
 		TokenLifetime: o.tokenLifetime,
+		TokenMode:     tokenMode,
 		Mode:          mode,
 		Seed:          o.seed,
 		MaxRecords:    o.maxRecords,
@@ -194,6 +202,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		zap.String("url", url),
 		zap.String("version", buildinfo.Version()),
 		zap.Stringer("mode", cfg.Mode),
+		zap.Stringer("token_mode", cfg.TokenMode),
+		zap.Duration("token_lifetime", sim.TokenLifetime()),
 		zap.Int("meetings", o.meetings),
 		zap.Int("participants", o.participants),
 		zap.Uint64("seed", o.seed),

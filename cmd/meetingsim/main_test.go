@@ -156,6 +156,8 @@ func TestRunInjectsFaultsFromFlags(t *testing.T) {
 func TestRunRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--mode", "chaotic"},
+		{"--token-mode", "single"},
+		{"--token-lifetime", "-1s"},
 		{"--tls-cert", "cert.pem"},
 		{"--bogus"},
 		{"extra"},
@@ -168,6 +170,82 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		require.Error(t, err, "args %q", args)
 	}
 	require.NoError(t, run(context.Background(), []string{"-h"}, io.Discard, io.Discard))
+}
+
+func TestParseTokenFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	require.NoError(t, err)
+	cfg, err := o.simConfig()
+	require.NoError(t, err)
+	require.Equal(t, meetingsim.TokenModeMany, cfg.TokenMode)
+	require.Equal(t, meetingsim.DefaultTokenLifetime, cfg.TokenLifetime)
+
+	o, err = parseFlags([]string{"--token-mode", "one-live", "--token-lifetime", "4s"}, io.Discard)
+	require.NoError(t, err)
+	cfg, err = o.simConfig()
+	require.NoError(t, err)
+	require.Equal(t, meetingsim.TokenModeOneLive, cfg.TokenMode)
+	require.Equal(t, 4*time.Second, cfg.TokenLifetime)
+
+	o, err = parseFlags([]string{"--token-mode", "single"}, io.Discard)
+	require.NoError(t, err)
+	_, err = o.simConfig()
+	require.ErrorContains(t, err, "-token-mode: ")
+	require.ErrorContains(t, err, "want many or one-live")
+}
+
+func TestRunTokenModeOneLive(t *testing.T) {
+	url, _ := start(t, "--token-mode", "one-live", "--token-lifetime", "4s", "--access-log=false")
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+
+	token := func() string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url+meetingsim.PathToken+"?conferenceID=conf-0001", nil)
+		require.NoError(t, err)
+		req.Header.Set(meetingsim.HeaderPassword, "host-secret")
+		req.Header.Set(meetingsim.HeaderLoginType, "1")
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		var tr struct {
+			Data struct {
+				Token               string `json:"token"`
+				ConfTokenExpireTime int64  `json:"confTokenExpireTime"`
+			} `json:"data"`
+		}
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&tr))
+		require.Equal(t, int64(4), tr.Data.ConfTokenExpireTime)
+		return tr.Data.Token
+	}
+	hangUp := func(tok string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, url+meetingsim.PathHangUp+"?conferenceID=conf-0001",
+			strings.NewReader(`{"bulkHangUpParticipants":["p-0001"]}`))
+		require.NoError(t, err)
+		req.Header.Set(meetingsim.HeaderAuthorization, tok)
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(body)
+	}
+
+	first, second := token(), token()
+	status, body := hangUp(first)
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Contains(t, body, meetingsim.CodeTokenInvalid)
+	status, body = hangUp(second)
+	require.Equal(t, http.StatusOK, status, "body: %s", body)
+
+	res, err := client.Get(url + "/_sim/tokens/config")
+	require.NoError(t, err)
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.JSONEq(t, `{"lifetime":"4s","mode":"one-live"}`, string(b))
 }
 
 // selfSignedCert writes a certificate for 127.0.0.1 and its key, and

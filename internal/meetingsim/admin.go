@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 )
 
 // AdminPrefix is the path prefix of the admin API. Admin calls are never
@@ -17,6 +18,7 @@ const AdminPrefix = "/_sim/"
 // adminState is the answer of GET /_sim/state.
 type adminState struct {
 	Mode     Mode             `json:"mode"`
+	Tokens   tokenConfig      `json:"tokens"`
 	Faults   Faults           `json:"faults"`
 	Meetings []MeetingSummary `json:"meetings"`
 	Stats    Stats            `json:"stats"`
@@ -43,6 +45,16 @@ func (s *Simulator) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("GET /_sim/meetings/{id}", s.adminGetMeeting)
 	mux.HandleFunc("PUT /_sim/meetings/{id}/state", s.adminSetMeetingState)
 	mux.HandleFunc("POST /_sim/meetings/{id}/join", s.adminJoin)
+	mux.HandleFunc("GET /_sim/tokens/config", func(w http.ResponseWriter, _ *http.Request) {
+		s.mu.Lock()
+		c := s.tokenConfigLocked()
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, c)
+	})
+	// Both fields of the body are optional, so this is a partial update;
+	// POST and PUT do the same.
+	mux.HandleFunc("POST /_sim/tokens/config", s.adminSetTokenConfig)
+	mux.HandleFunc("PUT /_sim/tokens/config", s.adminSetTokenConfig)
 	mux.HandleFunc("POST /_sim/tokens/expire", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
 		n := s.expireTokensLocked()
@@ -67,7 +79,7 @@ func (s *Simulator) registerAdmin(mux *http.ServeMux) {
 func (s *Simulator) adminState(w http.ResponseWriter, _ *http.Request) {
 	st := adminState{Meetings: s.Meetings(), Stats: s.Stats()}
 	s.mu.Lock()
-	st.Mode, st.Faults = s.mode, s.faults.clone()
+	st.Mode, st.Tokens, st.Faults = s.mode, s.tokenConfigLocked(), s.faults.clone()
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, st)
 }
@@ -107,6 +119,47 @@ func (s *Simulator) adminPutMode(w http.ResponseWriter, r *http.Request) {
 	}
 	s.SetMode(*body.Mode)
 	writeJSON(w, http.StatusOK, modeBody{Mode: *body.Mode})
+}
+
+// tokenConfig is the answer of GET, PUT and POST /_sim/tokens/config, and
+// the "tokens" of GET /_sim/state: {"lifetime":"30m0s","mode":"many"}.
+type tokenConfig struct {
+	Lifetime duration  `json:"lifetime"`
+	Mode     TokenMode `json:"mode"`
+}
+
+// tokenConfigLocked returns the current token settings. s.mu is held.
+func (s *Simulator) tokenConfigLocked() tokenConfig {
+	return tokenConfig{Lifetime: duration(s.tokenLifetime), Mode: s.tokenMode}
+}
+
+// adminSetTokenConfig changes the token lifetime, the token mode, or both,
+// and answers with the settings now in force. A field left out stays as it
+// is; a bad field changes nothing.
+func (s *Simulator) adminSetTokenConfig(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Lifetime *duration  `json:"lifetime"`
+		Mode     *TokenMode `json:"mode"`
+	}
+	if err := decodeRequest(w, r, &body); err != nil {
+		adminError(w, http.StatusBadRequest, fmt.Errorf("decode token config: %w", err))
+		return
+	}
+	if body.Lifetime != nil && *body.Lifetime <= 0 {
+		adminError(w, http.StatusBadRequest,
+			fmt.Errorf(`decode token config: "lifetime" must be positive, got %v`, time.Duration(*body.Lifetime)))
+		return
+	}
+	s.mu.Lock()
+	if body.Lifetime != nil {
+		s.tokenLifetime = time.Duration(*body.Lifetime)
+	}
+	if body.Mode != nil {
+		s.tokenMode = *body.Mode
+	}
+	c := s.tokenConfigLocked()
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, c)
 }
 
 func (s *Simulator) adminAddMeeting(w http.ResponseWriter, r *http.Request) {

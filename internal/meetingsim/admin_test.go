@@ -192,3 +192,75 @@ func TestAdminUnknownEndpoint(t *testing.T) {
 		require.Contains(t, string(r.body), `"error"`)
 	}
 }
+
+func TestAdminTokenConfig(t *testing.T) {
+	e := newEnv(t, Config{})
+	r := e.mustDo(http.MethodGet, "/_sim/tokens/config", nil, "")
+	require.Equal(t, http.StatusOK, r.status)
+	require.JSONEq(t, `{"lifetime":"30m0s","mode":"many"}`, string(r.body))
+
+	r = e.mustDo(http.MethodPost, "/_sim/tokens/config", nil, `{"lifetime":"4s","mode":"one-live"}`)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.JSONEq(t, `{"lifetime":"4s","mode":"one-live"}`, string(r.body))
+	require.Equal(t, 4*time.Second, e.sim.TokenLifetime())
+	require.Equal(t, TokenModeOneLive, e.sim.TokenMode())
+
+	// Both settings are in force over the vendor API.
+	first := e.tokenResp(confID, hostHeaders())
+	require.Equal(t, e.clock.Now().Add(4*time.Second).UnixMilli(), first.Data.ExpireTime)
+	require.Equal(t, int64(4), first.Data.ConfTokenExpireTime)
+	second := e.token(confID)
+	e.hangUp(confID, first.Data.Token, "p-0001").requireError(t, http.StatusUnauthorized, CodeTokenInvalid)
+	require.Equal(t, http.StatusOK, e.hangUp(confID, second, "p-0001").status)
+
+	// Each field is optional; PUT does the same as POST.
+	r = e.mustDo(http.MethodPut, "/_sim/tokens/config", nil, `{"mode":"many"}`)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.JSONEq(t, `{"lifetime":"4s","mode":"many"}`, string(r.body))
+	r = e.mustDo(http.MethodPost, "/_sim/tokens/config", nil, `{"lifetime":"1m"}`)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.JSONEq(t, `{"lifetime":"1m0s","mode":"many"}`, string(r.body))
+	r = e.mustDo(http.MethodPost, "/_sim/tokens/config", nil, `{}`)
+	require.Equal(t, http.StatusOK, r.status, "body: %s", r.body)
+	require.JSONEq(t, `{"lifetime":"1m0s","mode":"many"}`, string(r.body))
+	third := e.token(confID)
+	require.Equal(t, http.StatusOK, e.hangUp(confID, second, "p-0002").status, "many: the earlier token lives on")
+	require.Equal(t, http.StatusOK, e.hangUp(confID, third, "p-0003").status)
+
+	for _, c := range []struct{ body, msg string }{
+		{`{"lifetime":"0s"}`, `"lifetime" must be positive, got 0s`},
+		{`{"lifetime":"-1s","mode":"one-live"}`, `"lifetime" must be positive, got -1s`},
+		{`{"lifetime":"soon"}`, `invalid duration`},
+		{`{"lifetime":4}`, `cannot unmarshal number`},
+		{`{"mode":"single"}`, `want many or one-live`},
+		{`{"lifetime":"2s","mode":"bogus"}`, `want many or one-live`},
+		{`{"mode":1}`, `cannot unmarshal number`},
+		{`{"ttl":"1s"}`, `unknown field "ttl"`},
+		{`{"mode":"many"} {}`, `unexpected data after the JSON value`},
+		{`not json`, `invalid character`},
+		{``, `EOF`},
+	} {
+		r = e.mustDo(http.MethodPost, "/_sim/tokens/config", nil, c.body)
+		require.Equal(t, http.StatusBadRequest, r.status, "body %s", c.body)
+		var answer struct {
+			Error string `json:"error"`
+		}
+		require.NoError(t, json.Unmarshal(r.body, &answer), "body %s", c.body)
+		require.Contains(t, answer.Error, "decode token config: ", "body %s", c.body)
+		require.Contains(t, answer.Error, c.msg, "body %s", c.body)
+	}
+	require.Equal(t, time.Minute, e.sim.TokenLifetime(), "a rejected update changes nothing")
+	require.Equal(t, TokenModeMany, e.sim.TokenMode(), "a rejected update changes nothing")
+
+	r = e.mustDo(http.MethodGet, "/_sim/state", nil, "")
+	require.Equal(t, http.StatusOK, r.status)
+	requireNoSecrets(t, r.body, first.Data.Token, second, third)
+	var st struct {
+		Tokens json.RawMessage `json:"tokens"`
+		Stats  Stats           `json:"stats"`
+	}
+	require.NoError(t, json.Unmarshal(r.body, &st))
+	require.JSONEq(t, `{"lifetime":"1m0s","mode":"many"}`, string(st.Tokens))
+	require.Equal(t, map[string]int{confID: 3}, st.Stats.TokenCallsByConference)
+	require.Equal(t, 1, st.Stats.TokensReplaced)
+}

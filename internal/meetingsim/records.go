@@ -51,12 +51,21 @@ type Stats struct {
 	InjectedFaults int `json:"injectedFaults"`
 	// Disconnects counts participants actually removed.
 	Disconnects int `json:"disconnects"`
-	// TokenRequests counts calls to the token API; TokensIssued the new
-	// tokens it (or IssueToken) handed out; TokensRenewed the keep-alives
-	// that extended an existing token.
+	// TokenRequests counts calls to the token API, successful or not,
+	// except those answered by an injected outage or abandoned during
+	// injected latency; TokensIssued the new tokens it (or IssueToken)
+	// handed out; TokensRenewed the keep-alives that extended an existing
+	// token.
 	TokenRequests int `json:"tokenRequests"`
 	TokensIssued  int `json:"tokensIssued"`
 	TokensRenewed int `json:"tokensRenewed"`
+	// TokenCallsByConference splits TokenRequests by the conferenceID
+	// parameter as sent; calls without one are left out. IssueToken is
+	// not a call and is not counted.
+	TokenCallsByConference map[string]int `json:"tokenCallsByConference"`
+	// TokensReplaced counts tokens, still valid, that TokenModeOneLive
+	// ended because a newer token of their meeting was issued.
+	TokensReplaced int `json:"tokensReplaced"`
 	// RealTimeInfoRequests counts calls to the realTimeInfo API.
 	RealTimeInfoRequests int `json:"realTimeInfoRequests"`
 }
@@ -65,6 +74,10 @@ func (st Stats) clone() Stats {
 	st.CallsByStatus = maps.Clone(st.CallsByStatus)
 	if st.CallsByStatus == nil {
 		st.CallsByStatus = map[int]int{}
+	}
+	st.TokenCallsByConference = maps.Clone(st.TokenCallsByConference)
+	if st.TokenCallsByConference == nil {
+		st.TokenCallsByConference = map[string]int{}
 	}
 	return st
 }
@@ -138,8 +151,16 @@ func (s *Simulator) Stats() Stats {
 	return s.stats.clone()
 }
 
+// TokenCalls returns how many calls to the token API named conferenceID,
+// as counted in Stats.TokenCallsByConference, without copying the counters.
+func (s *Simulator) TokenCalls(conferenceID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats.TokenCallsByConference[conferenceID]
+}
+
 // Reset clears the recorded calls, disconnects and counters. Meetings,
-// tokens, faults and mode stay as they are.
+// tokens, faults, modes and the token lifetime stay as they are.
 func (s *Simulator) Reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -67,14 +67,78 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("mode %q: want lenient or strict", s)
 }
 
+// TokenMode says what issuing a new control token does to the earlier
+// tokens of the same meeting. The vendor does not document it; the worker
+// must be correct either way.
+type TokenMode int
+
+const (
+	// TokenModeMany keeps every token valid until it expires: a meeting
+	// can have any number of live tokens.
+	TokenModeMany TokenMode = iota
+	// TokenModeOneLive ends every earlier token of a meeting as soon as a
+	// new one is issued for it, by the token API or by IssueToken. A call
+	// with an ended token is answered 401 CodeTokenInvalid, as with an
+	// expired one. A keep-alive, which returns the same token, ends
+	// nothing.
+	TokenModeOneLive
+)
+
+// String returns "many" or "one-live".
+func (m TokenMode) String() string {
+	switch m {
+	case TokenModeMany:
+		return "many"
+	case TokenModeOneLive:
+		return "one-live"
+	}
+	return fmt.Sprintf("TokenMode(%d)", int(m))
+}
+
+func (m TokenMode) valid() bool { return m == TokenModeMany || m == TokenModeOneLive }
+
+// MarshalText encodes m as its String.
+func (m TokenMode) MarshalText() ([]byte, error) {
+	if !m.valid() {
+		return nil, fmt.Errorf("invalid token mode %d", int(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText accepts "many" or "one-live".
+func (m *TokenMode) UnmarshalText(b []byte) error {
+	v, err := ParseTokenMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// ParseTokenMode parses "many" or "one-live", ignoring case.
+func ParseTokenMode(s string) (TokenMode, error) {
+	switch strings.ToLower(s) {
+	case "many":
+		return TokenModeMany, nil
+	case "one-live":
+		return TokenModeOneLive, nil
+	}
+	return 0, fmt.Errorf("token mode %q: want many or one-live", s)
+}
+
 // DefaultTokenLifetime is how long the vendor's control tokens live.
 const DefaultTokenLifetime = 30 * time.Minute
 
 // Config configures a Simulator.
 type Config struct {
 	// TokenLifetime is how long a control token stays valid after it is
-	// issued or kept alive. Defaults to 30 minutes.
+	// issued or kept alive. Defaults to 30 minutes. SetTokenLifetime
+	// changes it at run time.
 	TokenLifetime time.Duration
+	// TokenMode is what a new token does to the earlier tokens of its
+	// meeting. Defaults to TokenModeMany. SetTokenMode changes it at run
+	// time.
+	TokenMode TokenMode
 	// Mode is what a hang-up call does with IDs that are not online.
 	// Defaults to ModeLenient.
 	Mode Mode
@@ -102,17 +166,21 @@ var (
 // Simulator is an in-memory Huawei Cloud Meeting control API. It is safe
 // for concurrent use.
 type Simulator struct {
-	tokenLifetime time.Duration
-	now           func() time.Time
-	maxRecords    int
-	handler       http.Handler
+	now        func() time.Time
+	maxRecords int
+	handler    http.Handler
 
-	mu           sync.Mutex
-	rng          *rand.Rand // guarded by mu: rand.Rand is not safe for concurrent use
-	mode         Mode
-	faults       Faults
-	meetings     map[string]*meeting
-	tokens       map[string]tokenGrant
+	mu            sync.Mutex
+	rng           *rand.Rand // guarded by mu: rand.Rand is not safe for concurrent use
+	mode          Mode
+	tokenMode     TokenMode
+	tokenLifetime time.Duration
+	faults        Faults
+	meetings      map[string]*meeting
+	tokens        map[string]tokenGrant
+	// confTokens indexes tokens by conference ID, so that the one-live
+	// rule finds a meeting's tokens without scanning them all.
+	confTokens   map[string]map[string]struct{}
 	tokenPruneAt int
 	calls        []Call
 	disconnects  []Disconnect
@@ -143,6 +211,9 @@ func New(cfg Config) (*Simulator, error) {
 	if !cfg.Mode.valid() {
 		return nil, fmt.Errorf("meetingsim: Config.Mode must be ModeLenient or ModeStrict, got %d", int(cfg.Mode))
 	}
+	if !cfg.TokenMode.valid() {
+		return nil, fmt.Errorf("meetingsim: Config.TokenMode must be TokenModeMany or TokenModeOneLive, got %d", int(cfg.TokenMode))
+	}
 	if err := cfg.Faults.validate("Config.Faults"); err != nil {
 		return nil, fmt.Errorf("meetingsim: %w", err)
 	}
@@ -158,9 +229,11 @@ func New(cfg Config) (*Simulator, error) {
 		maxRecords:    cfg.MaxRecords,
 		rng:           rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		mode:          cfg.Mode,
+		tokenMode:     cfg.TokenMode,
 		faults:        cfg.Faults.clone(),
 		meetings:      map[string]*meeting{},
 		tokens:        map[string]tokenGrant{},
+		confTokens:    map[string]map[string]struct{}{},
 		tokenPruneAt:  minTokenPrune,
 	}
 	s.handler = s.newHandler()
@@ -265,21 +338,47 @@ func (s *Simulator) IssueToken(conferenceID string) (string, error) {
 }
 
 // issueTokenLocked creates a token for conferenceID and returns it with its
-// expiry. s.mu is held.
+// expiry. In TokenModeOneLive it first ends the earlier tokens of
+// conferenceID. s.mu is held.
 func (s *Simulator) issueTokenLocked(conferenceID string, now time.Time) (string, time.Time) {
 	if len(s.tokens) >= s.tokenPruneAt {
 		for tok, g := range s.tokens {
 			if !now.Before(g.expires) {
-				delete(s.tokens, tok)
+				s.deleteTokenLocked(tok, g.conferenceID)
 			}
 		}
 		s.tokenPruneAt = max(minTokenPrune, 2*len(s.tokens))
 	}
+	if s.tokenMode == TokenModeOneLive {
+		for tok := range s.confTokens[conferenceID] {
+			if now.Before(s.tokens[tok].expires) {
+				s.stats.TokensReplaced++
+			}
+			s.deleteTokenLocked(tok, conferenceID)
+		}
+	}
 	tok := newToken()
 	exp := now.Add(s.tokenLifetime)
 	s.tokens[tok] = tokenGrant{conferenceID: conferenceID, expires: exp}
+	set := s.confTokens[conferenceID]
+	if set == nil {
+		set = map[string]struct{}{}
+		s.confTokens[conferenceID] = set
+	}
+	set[tok] = struct{}{}
 	s.stats.TokensIssued++
 	return tok, exp
+}
+
+// deleteTokenLocked forgets tok, a token of conferenceID: any later call
+// with it is answered as with an unknown or expired token. s.mu is held.
+func (s *Simulator) deleteTokenLocked(tok, conferenceID string) {
+	delete(s.tokens, tok)
+	set := s.confTokens[conferenceID]
+	delete(set, tok)
+	if len(set) == 0 {
+		delete(s.confTokens, conferenceID)
+	}
 }
 
 // validTokenLocked returns the grant of a token that exists and has not
@@ -356,6 +455,49 @@ func (s *Simulator) Mode() Mode {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mode
+}
+
+// SetTokenMode switches between TokenModeMany and TokenModeOneLive. It
+// ends no token by itself: after a switch to TokenModeOneLive, the next new
+// token of a meeting ends every earlier token of that meeting, including
+// those issued before the switch. An invalid mode is an error and changes
+// nothing.
+func (s *Simulator) SetTokenMode(m TokenMode) error {
+	if !m.valid() {
+		return fmt.Errorf("set token mode: must be TokenModeMany or TokenModeOneLive, got %d", int(m))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenMode = m
+	return nil
+}
+
+// TokenMode returns the current token mode.
+func (s *Simulator) TokenMode() TokenMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenMode
+}
+
+// SetTokenLifetime changes how long tokens stay valid. It applies to tokens
+// issued or kept alive from then on; tokens already out keep their expiry.
+// A lifetime that is not positive is an error and changes nothing.
+func (s *Simulator) SetTokenLifetime(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("set token lifetime: must be positive, got %v", d)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenLifetime = d
+	return nil
+}
+
+// TokenLifetime returns the lifetime given to tokens issued or kept alive
+// now.
+func (s *Simulator) TokenLifetime() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tokenLifetime
 }
 
 // RejectAsMalformed makes the simulated vendor refuse the given participant

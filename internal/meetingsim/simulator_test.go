@@ -17,6 +17,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	}{
 		{Config{TokenLifetime: -time.Second}, "Config.TokenLifetime must not be negative"},
 		{Config{Mode: Mode(7)}, "Config.Mode must be ModeLenient or ModeStrict"},
+		{Config{TokenMode: TokenMode(7)}, "Config.TokenMode must be TokenModeMany or TokenModeOneLive"},
 		{Config{Faults: Faults{SpikeRate: 2}}, "Config.Faults.SpikeRate must be within [0, 1]"},
 		{Config{MaxRecords: -1}, "Config.MaxRecords must not be negative"},
 	}
@@ -27,7 +28,8 @@ func TestNewValidatesConfig(t *testing.T) {
 	s, err := New(Config{})
 	require.NoError(t, err)
 	require.Equal(t, ModeLenient, s.Mode())
-	require.Equal(t, DefaultTokenLifetime, s.tokenLifetime)
+	require.Equal(t, DefaultTokenLifetime, s.TokenLifetime())
+	require.Equal(t, TokenModeMany, s.TokenMode())
 }
 
 func TestMeetingManagement(t *testing.T) {

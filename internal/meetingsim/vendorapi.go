@@ -317,9 +317,10 @@ type tokenData struct {
 }
 
 // serveToken answers GET PathToken: a new token for the host password, or
-// the old token kept alive.
+// the old token kept alive. In TokenModeOneLive a new token ends the
+// earlier ones of its meeting.
 func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request, requestID string) {
-	tok, exp, e := s.token(r)
+	tok, exp, lifetime, e := s.token(r)
 	if e != nil {
 		e.write(w, requestID)
 		return
@@ -329,7 +330,7 @@ func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request, requestID
 		Data: tokenData{
 			Token:               tok,
 			ExpireTime:          exp.UnixMilli(),
-			ConfTokenExpireTime: int64(s.tokenLifetime / time.Second),
+			ConfTokenExpireTime: int64(lifetime / time.Second),
 			Role:                1,
 			TmpWsToken:          randomHex(24),
 			WsURL:               "wss://meetingsim.invalid/cms/open/websocket/confctl/increment/conn?confID=" + cid,
@@ -342,8 +343,9 @@ func (s *Simulator) serveToken(w http.ResponseWriter, r *http.Request, requestID
 	})
 }
 
-// token runs the token API's logic and returns the token and its expiry.
-func (s *Simulator) token(r *http.Request) (string, time.Time, *apiError) {
+// token runs the token API's logic and returns the token, its expiry and
+// the lifetime it was given.
+func (s *Simulator) token(r *http.Request) (string, time.Time, time.Duration, *apiError) {
 	cid := r.URL.Query().Get("conferenceID")
 	password := r.Header.Get(HeaderPassword)
 	old := parseAuthorization(r.Header.Get(HeaderAuthorization))
@@ -352,8 +354,14 @@ func (s *Simulator) token(r *http.Request) (string, time.Time, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stats.TokenRequests++
+	if cid != "" {
+		if s.stats.TokenCallsByConference == nil {
+			s.stats.TokenCallsByConference = map[string]int{}
+		}
+		s.stats.TokenCallsByConference[cid]++
+	}
 	if cid == "" || r.Header.Get(HeaderLoginType) != "1" || (password == "" && !oldSent) {
-		return "", time.Time{}, newAPIError(http.StatusBadRequest, CodeParamError)
+		return "", time.Time{}, 0, newAPIError(http.StatusBadRequest, CodeParamError)
 	}
 	now := s.now()
 	m := s.meetings[cid]
@@ -362,26 +370,27 @@ func (s *Simulator) token(r *http.Request) (string, time.Time, *apiError) {
 	switch {
 	case password != "":
 		if m == nil || subtle.ConstantTimeCompare([]byte(password), []byte(m.password)) != 1 {
-			return "", time.Time{}, newAPIError(http.StatusBadRequest, CodeAuthFailed)
+			return "", time.Time{}, 0, newAPIError(http.StatusBadRequest, CodeAuthFailed)
 		}
 	case !valid:
 		// Keep-alive alone, of a token that is unknown or expired.
-		return "", time.Time{}, newAPIError(http.StatusUnauthorized, CodeTokenInvalid)
+		return "", time.Time{}, 0, newAPIError(http.StatusUnauthorized, CodeTokenInvalid)
 	case !keepAlive || m == nil:
 		// Keep-alive alone, of a token of another meeting.
-		return "", time.Time{}, newAPIError(http.StatusBadRequest, CodeAuthFailed)
+		return "", time.Time{}, 0, newAPIError(http.StatusBadRequest, CodeAuthFailed)
 	}
 	if e := stateError(m.state); e != nil {
-		return "", time.Time{}, e
+		return "", time.Time{}, 0, e
 	}
 	if keepAlive {
+		// The same token comes back: in TokenModeOneLive too, nothing ends.
 		grant.expires = now.Add(s.tokenLifetime)
 		s.tokens[old] = grant
 		s.stats.TokensRenewed++
-		return old, grant.expires, nil
+		return old, grant.expires, s.tokenLifetime, nil
 	}
 	tok, exp := s.issueTokenLocked(cid, now)
-	return tok, exp, nil
+	return tok, exp, s.tokenLifetime, nil
 }
 
 // remoteIP is the client's IP address as the server sees it.
