@@ -48,8 +48,13 @@ var ErrNoToken = errors.New("no control token: no usable X-Conference-Authorizat
 // a conference.
 var ErrNoCredentials = errors.New("no credentials")
 
-// errTokensRejected: every token known for a conference was rejected.
+// errTokensRejected: every token known for a conference was rejected, and
+// it has no credentials.
 var errTokensRejected = errors.New("every control token known for the conference was rejected")
+
+// errTokensRefused: the vendor refused fresh tokens from the TokenSource on
+// first use, again and again.
+var errTokensRefused = errors.New("the vendor refused freshly obtained control tokens on first use, again and again")
 
 // errBreakerOpen: the circuit breaker holds calls back.
 var errBreakerOpen = errors.New("the meeting API failed every recent call; waiting for a probe call to succeed")
@@ -95,57 +100,80 @@ type batchOutcome struct {
 	remember *idOutcome
 }
 
-// tokenRing hands out the tokens of one batch in order: the header tokens
-// newest first, then the TokenSource's, which may be renewed once after
-// the vendor rejects it.
+// tokenRing hands out the tokens of one call chain: the header tokens
+// newest first, then the TokenSource's. A header token the vendor rejects
+// is passed over for the rest of the chain. The TokenSource is asked before
+// every call, so that a token it renewed, or one another worker obtained,
+// is used at once; a token of it that the vendor rejects is reported to it
+// and replaced. Tokens expire, so that is allowed as often as a chain
+// needs: the budget is per token, not per chain. Only when the source's
+// tokens are refused maxRefusals times in a row, with no call accepted in
+// between, does the ring give up (errTokensRefused), and the requests are
+// handed back for later.
 type tokenRing struct {
-	conference  string
-	tokens      []string
-	next        int
-	source      TokenSource
-	sourceTries int
-	sourceErr   error // the last error of the TokenSource
-	rejected    []string
+	conference string
+	header     []string
+	next       int // the header token to try next
+	source     TokenSource
+	current    string
+	fromSource bool // current came from the source
+	refusals   int  // source tokens refused in a row
+	sourceErr  error
+	rejected   []string
 }
 
-const maxSourceTokens = 2 // the cached one, then a fresh one
+// maxRefusals is how many of the source's tokens in a row the vendor may
+// refuse before a chain is handed back: the first may have expired, the
+// next are fresh ones refused on first use.
+const maxRefusals = 4
 
-func (t *tokenRing) current(ctx context.Context) (string, error) {
-	if t.next < len(t.tokens) {
-		return t.tokens[t.next], nil
+// token returns the token for the next call.
+func (t *tokenRing) token(ctx context.Context) (string, error) {
+	if t.next < len(t.header) {
+		t.current, t.fromSource = t.header[t.next], false
+		return t.current, nil
 	}
-	if t.source != nil && t.sourceTries < maxSourceTokens {
-		t.sourceTries++
-		tok, err := t.source.Token(ctx, t.conference)
-		if err == nil && tok != "" {
-			t.tokens = append(t.tokens, tok)
-			return tok, nil
+	if t.source == nil {
+		if len(t.header) == 0 {
+			return "", ErrNoToken
 		}
+		return "", errTokensRejected
+	}
+	if t.refusals >= maxRefusals {
+		return "", errTokensRefused
+	}
+	tok, err := t.source.Token(ctx, t.conference)
+	if err == nil && tok == "" {
+		err = errors.New("the token source returned an empty token")
+	}
+	if err != nil {
 		t.sourceErr = err
-		if err != nil {
-			if len(t.tokens) == 0 {
-				return "", fmt.Errorf("%w: %w", ErrNoToken, err)
-			}
-			return "", fmt.Errorf("%w; credentials: %w", errTokensRejected, err)
+		if len(t.header) == 0 {
+			return "", fmt.Errorf("%w: %w", ErrNoToken, err)
 		}
+		return "", fmt.Errorf("%w; credentials: %w", errTokensRejected, err)
 	}
-	if len(t.tokens) == 0 {
-		return "", ErrNoToken
-	}
-	return "", errTokensRejected
+	t.sourceErr = nil
+	t.current, t.fromSource = tok, true
+	return tok, nil
 }
 
-// reject moves past the current token. It returns nil when another may be
-// tried, else why not.
-func (t *tokenRing) reject(ctx context.Context) error {
-	tok := t.tokens[t.next]
-	t.rejected = append(t.rejected, tok)
-	if t.source != nil && t.sourceTries > 0 && t.next == len(t.tokens)-1 {
-		t.source.Invalidate(t.conference, tok)
+// accepted records that the vendor took the current token.
+func (t *tokenRing) accepted() {
+	if t.fromSource {
+		t.refusals = 0
+	}
+}
+
+// reject records that the vendor refused the current token.
+func (t *tokenRing) reject() {
+	t.rejected = append(t.rejected, t.current)
+	if t.fromSource {
+		t.source.Invalidate(t.conference, t.current)
+		t.refusals++
+		return
 	}
 	t.next++
-	_, err := t.current(ctx)
-	return err
 }
 
 // transient reports whether the TokenSource failed for a reason that may
@@ -166,7 +194,7 @@ func (t *tokenRing) transient() (meetingclient.Class, time.Duration, bool) {
 // split calls that pin whole-call rejections to single IDs.
 func (d *Dispatcher) execute(ctx context.Context, b *batch) *batchOutcome {
 	out := &batchOutcome{batch: b, outcomes: make(map[string]*idOutcome, len(b.ids))}
-	ring := &tokenRing{conference: b.conference, tokens: b.tokens, source: d.tokens}
+	ring := &tokenRing{conference: b.conference, header: b.tokens, source: d.tokens}
 	d.hangUp(ctx, b, b.ids, b.id, ring, nil, out, true)
 	out.rejected = ring.rejected
 	return out
@@ -269,7 +297,7 @@ func (d *Dispatcher) splitByRoster(ctx context.Context, b *batch, ids []string, 
 	if !can {
 		return nil, nil, false
 	}
-	token, err := ring.current(ctx)
+	token, err := ring.token(ctx)
 	if err != nil {
 		return nil, nil, false
 	}
@@ -301,6 +329,10 @@ func (d *Dispatcher) splitByRoster(ctx context.Context, b *batch, ids []string, 
 // tokens is permanent.
 func classify(err error) meetingclient.Class {
 	if errors.Is(err, ErrNoToken) || errors.Is(err, errTokensRejected) {
+		// The token API may have said that the meeting is gone.
+		if c := meetingclient.ClassOf(err); c == meetingclient.ClassMeetingGone || c == meetingclient.ClassMeetingEnding {
+			return c
+		}
 		return meetingclient.ClassPermanent
 	}
 	return meetingclient.ClassOf(err)
@@ -335,12 +367,21 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 		if d.expired(b) {
 			return errExpired
 		}
-		token, err := ring.current(ctx)
+		token, err := ring.token(ctx)
 		if err != nil {
-			if rec.err == nil || !errors.Is(err, errTokensRejected) {
+			if rec.err != nil && rec.message != "" {
+				rec.message = err.Error() + "; last answer: " + rec.message
+			} else {
 				rec.message = err.Error()
 			}
 			rec.err = err
+			if errors.Is(err, errTokensRefused) {
+				d.metrics.tokenRefusals.Inc()
+				d.log.Warn("fresh control tokens refused on first use again and again; requests handed back for later",
+					zap.String("batchID", rec.batchID), zap.String("conferenceID", b.conference),
+					zap.Int("refused", ring.refusals))
+				return &deferError{delay: d.deferDelay(meetingclient.ClassAuthExpired, b.deliveries, 0), cause: err}
+			}
 			// A token that could not be obtained because the meeting is
 			// not ready, or the API or the store is down, is worth another
 			// try later.
@@ -366,6 +407,7 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 		resp, err := d.api.HangUp(ctx, b.conference, token, ids)
 		d.metrics.callDuration.Observe(time.Since(start).Seconds())
 		if err == nil {
+			ring.accepted()
 			d.breaker.record(false)
 			d.limiter.succeeded()
 			d.metrics.calls.WithLabelValues("ok").Inc()
@@ -389,16 +431,10 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 		}
 		switch class {
 		case meetingclient.ClassAuthExpired:
-			next := ring.reject(ctx)
-			if next == nil {
-				continue
-			}
-			if class, retryAfter, ok := ring.transient(); ok {
-				return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: next}
-			}
-			rec.err = fmt.Errorf("%w: %w", errTokensRejected, err)
-			rec.message = errTokensRejected.Error() + "; last answer: " + rec.message
-			return rec.err
+			// The next round takes the next token, or says why there is
+			// none.
+			ring.reject()
+			continue
 		case meetingclient.ClassNotStarted, meetingclient.ClassLocked:
 			return &deferError{delay: d.deferDelay(class, b.deliveries, retryAfter), cause: err}
 		case meetingclient.ClassFlowControl:

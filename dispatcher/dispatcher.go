@@ -663,7 +663,7 @@ func (d *Dispatcher) finish(r *request) {
 			d.handBack(r, log)
 			return
 		}
-		r.failText = fmt.Sprintf("the meeting was not ready to hang up participants for %s (last answer: %s); given up after the %s limit. Republish the request once the meeting is running.",
+		r.failText = fmt.Sprintf("handed back for later for %s, as the meeting was not ready or its control tokens were refused (last answer: %s); given up after the %s limit. Republish the request once the meeting is running and its credentials work.",
 			waited.Round(time.Second), r.failedBy.message, d.cfg.DeferMax)
 		r.giveUp()
 	}

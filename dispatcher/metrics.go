@@ -18,6 +18,9 @@ type metrics struct {
 	breakerOpen  prometheus.Gauge
 	rateLimit    prometheus.Gauge
 	remembered   prometheus.Counter
+	// tokenRefusals counts call chains handed back because fresh tokens
+	// were refused on first use again and again.
+	tokenRefusals prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		deferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hangup_requests_deferred_total",
-			Help: "Requests handed back with a delay because the meeting was not ready or the API asked to wait.",
+			Help: "Requests handed back with a delay because the meeting was not ready, the API asked to wait, or fresh control tokens were refused.",
 		}),
 		breakerOpen: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hangup_breaker_open",
@@ -69,11 +72,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "hangup_batches_answered_from_memory_total",
 			Help: "Batches decided without a call because their meeting was recently found gone or not ready.",
 		}),
+		tokenRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hangup_token_refusals_total",
+			Help: "Call chains handed back because the vendor refused freshly obtained control tokens on first use again and again.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held, m.deferred, m.breakerOpen, m.rateLimit, m.remembered} {
+	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held, m.deferred, m.breakerOpen, m.rateLimit, m.remembered, m.tokenRefusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -47,6 +47,7 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.BreakerThreshold, "breaker-threshold", 20, "consecutive outage answers that pause calls and pulling (negative: never)")
 	fs.DurationVar(&c.DeferMax, "defer-max", time.Hour, "how long a request may wait for its meeting to become ready")
 	fs.StringVar(&c.CredentialsBucket, "credentials-bucket", "meeting_credentials", "key-value bucket of host passwords per conference (empty: off)")
+	fs.StringVar(&c.TokenBucket, "token-bucket", "hangup_tokens", "key-value bucket in which the workers share each conference's control token")
 	fs.IntVar(&c.MaxParticipants, "max-participants", schemas.DefaultMaxParticipants, "most participant IDs per request")
 	fs.IntVar(&c.MaxDeliveries, "max-deliveries", 5, "dead-letter a message when its delivery count reaches this")
 	fs.DurationVar(&c.RetryInitial, "retry-initial", 200*time.Millisecond, "first retry interval")

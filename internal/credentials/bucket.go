@@ -1,9 +1,11 @@
 package credentials
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -59,4 +61,58 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jet
 		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
 	}
 	return kv, nil
+}
+
+// EnsureTokenBucket opens the token cache bucket, creating it first if it
+// is missing: history 1, file storage, the given replicas (1 to 5), entries
+// that live no longer than MaxTokenLife and per-entry TTLs, so that each
+// entry disappears with its token. An existing bucket must allow per-entry
+// TTLs. An empty bucket name means DefaultTokenBucket.
+func EnsureTokenBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
+	if bucket == "" {
+		bucket = DefaultTokenBucket
+	}
+	if replicas < 1 || replicas > 5 {
+		return nil, fmt.Errorf("ensure bucket %s: replicas must be between 1 and 5, got %d", bucket, replicas)
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:         bucket,
+			Description:    "Meeting control tokens by conference ID, shared by the hangup workers. Holds secrets.",
+			History:        1,
+			TTL:            MaxTokenLife,
+			LimitMarkerTTL: time.Minute,
+			Storage:        jetstream.FileStorage,
+			Replicas:       replicas,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
+	}
+	return kv, checkTokenBucket(ctx, kv)
+}
+
+// OpenTokenBucket opens an existing token cache bucket and checks that it
+// allows per-entry TTLs. An empty bucket name means DefaultTokenBucket.
+func OpenTokenBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jetstream.KeyValue, error) {
+	kv, err := OpenBucket(ctx, js, cmp.Or(bucket, DefaultTokenBucket))
+	if err != nil {
+		return nil, err
+	}
+	return kv, checkTokenBucket(ctx, kv)
+}
+
+func checkTokenBucket(ctx context.Context, kv jetstream.KeyValue) error {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("token cache bucket %s: %w", kv.Bucket(), err)
+	}
+	if st.LimitMarkerTTL() <= 0 {
+		return fmt.Errorf("token cache bucket %s: it must allow per-entry TTLs (limit_marker_ttl set); delete it and let a worker with --provision create it", kv.Bucket())
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/meetingclient"
@@ -85,9 +84,11 @@ func TestCacheIsBounded(t *testing.T) {
 	_, js := natstest.Connect(t, natstest.Run(t))
 	kv, err := EnsureBucket(t.Context(), js, "", 1)
 	require.NoError(t, err)
+	tokens, err := EnsureTokenBucket(t.Context(), js, "", 1)
+	require.NoError(t, err)
 	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	s, err := New(Config{Now: clock}, kv, &staticAPI{now: clock}, zap.NewNop())
+	s, err := New(Config{Now: clock}, Deps{Credentials: kv, Tokens: tokens, JetStream: js, API: &staticAPI{now: clock}})
 	require.NoError(t, err)
 
 	const conferences, live = 2000, 100
@@ -107,7 +108,7 @@ func TestCacheIsBounded(t *testing.T) {
 	require.Empty(t, s.flights)
 }
 
-func TestEntryFor(t *testing.T) {
+func TestSharedFor(t *testing.T) {
 	now := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
 	s := &Store{refreshBefore: 5 * time.Minute}
 	tests := []struct {
@@ -117,19 +118,22 @@ func TestEntryFor(t *testing.T) {
 		refreshAt time.Duration
 	}{
 		{"expire time", meetingclient.ConfToken{ExpireTime: now.Add(30 * time.Minute), Lifetime: 30 * time.Minute}, 30 * time.Minute, 25 * time.Minute},
-		{"no expire time", meetingclient.ConfToken{Lifetime: 20 * time.Minute}, 20 * time.Minute, 15 * time.Minute},
+		{"no expire time", meetingclient.ConfToken{Lifetime: 20 * time.Minute}, 20 * time.Minute, 16 * time.Minute},
 		{"nothing", meetingclient.ConfToken{}, 30 * time.Minute, 25 * time.Minute},
-		{"expire time only", meetingclient.ConfToken{ExpireTime: now.Add(10 * time.Minute)}, 10 * time.Minute, 5 * time.Minute},
-		{"short life", meetingclient.ConfToken{ExpireTime: now.Add(4 * time.Minute)}, 4 * time.Minute, 2 * time.Minute},
+		{"expire time only", meetingclient.ConfToken{ExpireTime: now.Add(10 * time.Minute)}, 10 * time.Minute, 8 * time.Minute},
+		{"seconds", meetingclient.ConfToken{ExpireTime: now.Add(4 * time.Second), Lifetime: 4 * time.Second}, 4 * time.Second, 3200 * time.Millisecond},
 		{"clock behind vendor", meetingclient.ConfToken{ExpireTime: now.Add(2 * time.Hour), Lifetime: 30 * time.Minute}, 30 * time.Minute, 25 * time.Minute},
 		{"clock ahead of vendor", meetingclient.ConfToken{ExpireTime: now.Add(-time.Minute), Lifetime: 30 * time.Minute}, 30 * time.Minute, 25 * time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.tok.Token = "t"
-			c := s.entryFor(&tt.tok, now)
-			require.Equal(t, now.Add(tt.expires), c.expires)
-			require.Equal(t, now.Add(tt.refreshAt), c.refreshAt)
+			v := s.sharedFor(&tt.tok, now)
+			require.Equal(t, "t", v.Token)
+			require.Equal(t, now.Add(tt.expires), fromMS(v.ExpiresAt))
+			require.Equal(t, now.Add(tt.refreshAt), fromMS(v.RefreshAt))
+			require.Equal(t, now, fromMS(v.ObtainedAt))
+			require.Nil(t, v.Lease)
 		})
 	}
 }

@@ -51,24 +51,32 @@ func Example() {
 	_, _ = kv.Put(ctx, "914083136", value)
 	fmt.Println(creds)
 
-	// The worker obtains tokens with it.
-	client, _ := meetingclient.New(meetingclient.Config{BaseURL: api.URL})
-	defer client.Close()
-	store, err := credentials.New(credentials.Config{}, kv, client, zap.NewNop())
+	// Two workers obtain tokens with it, and share them through the token
+	// cache bucket.
+	tokens, err := credentials.EnsureTokenBucket(ctx, js, credentials.DefaultTokenBucket, 1)
 	if err != nil {
 		panic(err)
 	}
+	client, _ := meetingclient.New(meetingclient.Config{BaseURL: api.URL})
+	defer client.Close()
+	deps := credentials.Deps{Credentials: kv, Tokens: tokens, JetStream: js, API: client, Logger: zap.NewNop()}
+	store, err := credentials.New(credentials.Config{Holder: "worker-1"}, deps)
+	if err != nil {
+		panic(err)
+	}
+	other, _ := credentials.New(credentials.Config{Holder: "worker-2"}, deps)
 	tok, err := store.Token(ctx, "914083136")
 	if err != nil {
 		panic(err)
 	}
 	again, _ := store.Token(ctx, "914083136")
-	fmt.Println(strings.HasPrefix(tok, "stb"), tok == again, sim.Stats().TokenRequests)
+	theirs, _ := other.Token(ctx, "914083136")
+	fmt.Println(strings.HasPrefix(tok, "stb"), tok == again, tok == theirs, sim.Stats().TokenRequests)
 
 	_, err = store.Token(ctx, "555000111")
 	fmt.Println(err)
 	// Output:
 	// Credentials{HostPassword: [REDACTED]}
-	// true true 1
+	// true true true 1
 	// no credentials for conference 555000111 in bucket meeting_credentials
 }

@@ -64,9 +64,18 @@ type env struct {
 	client *meetingclient.Client
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
+	tokens jetstream.KeyValue
 	clock  *fakeClock
-	logs   *observer.ObservedLogs
+	logs   *observedLogs
+	api    credentials.TokenAPI
+	cfg    credentials.Config
 	store  *credentials.Store
+}
+
+// observedLogs are the logs of every Store of an env.
+type observedLogs struct {
+	*observer.ObservedLogs
+	core zapcore.Core
 }
 
 type envOption func(*envConfig)
@@ -99,17 +108,30 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	_, js := natstest.Connect(t, natstest.Run(t))
 	kv, err := credentials.EnsureBucket(t.Context(), js, credentials.DefaultBucket, 1)
 	require.NoError(t, err)
+	tokens, err := credentials.EnsureTokenBucket(t.Context(), js, credentials.DefaultTokenBucket, 1)
+	require.NoError(t, err)
 
-	core, logs := observer.New(zapcore.DebugLevel)
+	core, observed := observer.New(zapcore.DebugLevel)
+	logs := &observedLogs{ObservedLogs: observed, core: core}
 	var api credentials.TokenAPI = client
 	if cfg.api != nil {
 		api = cfg.api(client)
 	}
-	store, err := credentials.New(cfg.store, kv, api, zap.New(core))
-	require.NoError(t, err)
-	e := &env{t: t, sim: sim, client: client, js: js, kv: kv, clock: clock, logs: logs, store: store}
+	e := &env{t: t, sim: sim, client: client, js: js, kv: kv, tokens: tokens, clock: clock, logs: logs, api: api, cfg: cfg.store}
+	e.store = e.newStore()
 	t.Cleanup(e.requireNoSecretsLogged)
 	return e
+}
+
+// newStore returns another Store on the same buckets, API and clock: what
+// another worker of the deployment has.
+func (e *env) newStore() *credentials.Store {
+	e.t.Helper()
+	store, err := credentials.New(e.cfg, credentials.Deps{
+		Credentials: e.kv, Tokens: e.tokens, JetStream: e.js, API: e.api, Logger: zap.New(e.logs.core),
+	})
+	require.NoError(e.t, err)
+	return store
 }
 
 func (e *env) addMeeting(id, pw string, st meetingsim.MeetingState) {
@@ -164,27 +186,42 @@ func TestNewValidatesConfig(t *testing.T) {
 	require.NoError(t, err)
 	other, err := credentials.EnsureBucket(t.Context(), js, "other_credentials", 1)
 	require.NoError(t, err)
+	tokens, err := credentials.EnsureTokenBucket(t.Context(), js, "", 1)
+	require.NoError(t, err)
 	client, err := meetingclient.New(meetingclient.Config{})
 	require.NoError(t, err)
 	t.Cleanup(client.Close)
+	deps := func(mod func(*credentials.Deps)) credentials.Deps {
+		d := credentials.Deps{Credentials: kv, Tokens: tokens, JetStream: js, API: client}
+		if mod != nil {
+			mod(&d)
+		}
+		return d
+	}
 
 	tests := []struct {
 		name string
 		cfg  credentials.Config
-		kv   jetstream.KeyValue
-		api  credentials.TokenAPI
+		deps credentials.Deps
 		want string // "" for no error
 	}{
-		{name: "defaults", kv: kv, api: client},
-		{name: "named bucket", cfg: credentials.Config{Bucket: "other_credentials", RefreshBefore: time.Minute}, kv: other, api: client},
-		{name: "negative refresh", cfg: credentials.Config{RefreshBefore: -time.Second}, kv: kv, api: client, want: "RefreshBefore must not be negative"},
-		{name: "bucket mismatch", kv: other, api: client, want: "Bucket must name the bucket of kv"},
-		{name: "nil kv", api: client, want: "kv must not be nil"},
-		{name: "nil api", kv: kv, want: "api must not be nil"},
+		{name: "defaults", deps: deps(nil)},
+		{name: "named bucket", cfg: credentials.Config{Bucket: "other_credentials", RefreshBefore: time.Minute, Lease: time.Second},
+			deps: deps(func(d *credentials.Deps) { d.Credentials = other })},
+		{name: "negative refresh", cfg: credentials.Config{RefreshBefore: -time.Second}, deps: deps(nil), want: "RefreshBefore must not be negative"},
+		{name: "negative lease", cfg: credentials.Config{Lease: -time.Second}, deps: deps(nil), want: "Lease must not be negative"},
+		{name: "bucket mismatch", deps: deps(func(d *credentials.Deps) { d.Credentials = other }), want: "Bucket must name the bucket of Deps.Credentials"},
+		{name: "token bucket mismatch", deps: deps(func(d *credentials.Deps) { d.Tokens = other }), want: "TokenBucket must name the bucket of Deps.Tokens"},
+		{name: "one bucket for both", cfg: credentials.Config{TokenBucket: credentials.DefaultBucket},
+			deps: deps(func(d *credentials.Deps) { d.Tokens = kv }), want: "Bucket and TokenBucket must differ"},
+		{name: "nil credentials", deps: deps(func(d *credentials.Deps) { d.Credentials = nil }), want: "Deps.Credentials must not be nil"},
+		{name: "nil tokens", deps: deps(func(d *credentials.Deps) { d.Tokens = nil }), want: "Deps.Tokens must not be nil"},
+		{name: "nil jetstream", deps: deps(func(d *credentials.Deps) { d.JetStream = nil }), want: "Deps.JetStream must not be nil"},
+		{name: "nil api", deps: deps(func(d *credentials.Deps) { d.API = nil }), want: "Deps.API must not be nil"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := credentials.New(tt.cfg, tt.kv, tt.api, nil)
+			s, err := credentials.New(tt.cfg, tt.deps)
 			if tt.want == "" {
 				require.NoError(t, err)
 				require.NotNil(t, s)
@@ -316,7 +353,7 @@ func TestTokenKeepAliveFailureKeepsValidToken(t *testing.T) {
 	require.Equal(t, tok, e.token(confID), "the token still works for 4m")
 	require.Equal(t, tok, e.token(confID), "renewal is not retried at once")
 	require.Equal(t, []int{0, 1}, api.calls())
-	require.Len(t, e.logs.FilterMessageSnippet("keeping a control token alive failed").All(), 1)
+	require.Len(t, e.logs.FilterMessageSnippet("renewing a control token failed").All(), 1)
 
 	e.sim.SetDown(false)
 	e.clock.Advance(20 * time.Second)
@@ -532,7 +569,7 @@ func TestSecretsNotPrinted(t *testing.T) {
 	}
 	require.Equal(t, "Credentials{HostPassword: [REDACTED]}", c.String())
 	require.Equal(t, `Credentials{HostPassword: ""}`, credentials.Credentials{}.String())
-	require.Equal(t, "credentials.Store{Bucket: meeting_credentials, CachedTokens: 1}", e.store.String())
+	require.Equal(t, "credentials.Store{Bucket: meeting_credentials, TokenBucket: hangup_tokens, CachedTokens: 1}", e.store.String())
 
 	enc := zapcore.NewMapObjectEncoder()
 	zap.Any("creds", c).AddTo(enc)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
 )
@@ -56,6 +57,11 @@ type Config struct {
 	// carries none that works; empty disables it. Defaults to "" (cmd/worker's
 	// default is "meeting_credentials").
 	CredentialsBucket string
+	// TokenBucket is the key-value bucket in which every worker of a
+	// deployment finds the control token of each conference, so that they
+	// share one per conference. Used with CredentialsBucket. Defaults to
+	// "hangup_tokens".
+	TokenBucket string
 	// MaxParticipants is the most participant IDs per request. Defaults to 500.
 	MaxParticipants int
 	// MaxDeliveries: a message delivered this often is dead-lettered.
@@ -97,6 +103,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = max(10000, c.MaxInFlight)
+	}
+	if c.TokenBucket == "" {
+		c.TokenBucket = credentials.DefaultTokenBucket
 	}
 	if c.DeferMax == 0 {
 		c.DeferMax = time.Hour
@@ -145,6 +154,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			errs = append(errs, fmt.Errorf("HTTPAddr: %q is not host:port", c.HTTPAddr))
 		}
+	}
+	if c.CredentialsBucket != "" && c.CredentialsBucket == c.TokenBucket {
+		errs = append(errs, fmt.Errorf("TokenBucket: must differ from CredentialsBucket, both are %q", c.TokenBucket))
 	}
 	if err := c.Topology.Validate(); err != nil {
 		errs = append(errs, err)

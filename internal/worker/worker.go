@@ -321,19 +321,30 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 }
 
 // credentialStore opens (or, when provisioning, creates) the bucket of
-// host passwords and returns the token store that reads it.
+// host passwords and the token cache bucket, and returns the token store
+// that reads them.
 func (w *Worker) credentialStore(ctx context.Context, js jetstream.JetStream) (dispatcher.TokenSource, error) {
-	var kv jetstream.KeyValue
+	var creds, tokens jetstream.KeyValue
 	var err error
 	if w.cfg.Provision {
-		kv, err = credentials.EnsureBucket(ctx, js, w.cfg.CredentialsBucket, w.cfg.Topology.Replicas)
+		creds, err = credentials.EnsureBucket(ctx, js, w.cfg.CredentialsBucket, w.cfg.Topology.Replicas)
+		if err == nil {
+			tokens, err = credentials.EnsureTokenBucket(ctx, js, w.cfg.TokenBucket, w.cfg.Topology.Replicas)
+		}
 	} else {
-		kv, err = credentials.OpenBucket(ctx, js, w.cfg.CredentialsBucket)
+		creds, err = credentials.OpenBucket(ctx, js, w.cfg.CredentialsBucket)
+		if err == nil {
+			tokens, err = credentials.OpenTokenBucket(ctx, js, w.cfg.TokenBucket)
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("credentials bucket: %w", err)
+		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	store, err := credentials.New(credentials.Config{Bucket: w.cfg.CredentialsBucket}, kv, w.api, w.log)
+	store, err := credentials.New(credentials.Config{
+		Bucket:      w.cfg.CredentialsBucket,
+		TokenBucket: w.cfg.TokenBucket,
+		Holder:      w.cfg.WorkerID,
+	}, credentials.Deps{Credentials: creds, Tokens: tokens, JetStream: js, API: w.api, Logger: w.log})
 	if err != nil {
 		return nil, err
 	}
