@@ -158,7 +158,8 @@ func (t *tokenRing) token(ctx context.Context) (string, error) {
 	return tok, nil
 }
 
-// accepted records that the vendor took the current token.
+// accepted records that the vendor took the current token: it answered
+// the call with anything but an authentication error.
 func (t *tokenRing) accepted() {
 	if t.fromSource {
 		t.refusals = 0
@@ -428,6 +429,10 @@ func (d *Dispatcher) callWithRetry(ctx context.Context, b *batch, ids []string, 
 			retryAfter = apiErr.RetryAfter
 		} else {
 			rec.status, rec.code, rec.message, rec.requestID = 0, "", err.Error(), ""
+		}
+		if apiErr != nil && apiErr.Status >= 400 && apiErr.Status < 500 && class != meetingclient.ClassAuthExpired {
+			// The vendor judged the call, so it took the token.
+			ring.accepted()
 		}
 		switch class {
 		case meetingclient.ClassAuthExpired:
