@@ -98,3 +98,49 @@ func TestTokensSurviveExpiryAndCompany(t *testing.T) {
 		})
 	}
 }
+
+// refuseEveryToken makes the vendor refuse every hang-up call as if its
+// token had expired, while the token API goes on handing out new ones.
+var refuseEveryToken = meetingsim.Faults{Errors: []meetingsim.ErrorFault{{Rate: 1, Status: 401, Code: meetingsim.CodeTokenInvalid}}}
+
+// Tokens that the vendor refuses as soon as they are obtained hand the
+// requests back for later, with a warning and a metric, instead of failing
+// them; once tokens work again, the requests succeed.
+func TestFreshTokensRefusedAreHandedBack(t *testing.T) {
+	h := newHarness(t, meetingsim.Config{})
+	h.meeting("c", "a", "b")
+	h.storeCredentials("c", "pw-c")
+	h.sim.SetFaults(refuseEveryToken)
+	_, reg := h.startWith(func(c *Config) { withCredentials(c); c.DeferInitial = 100 * time.Millisecond })
+	h.request("r1", "c", "", "a")
+	h.request("r2", "c", "", "b")
+	require.Eventually(t, func() bool { return gauge(t, reg, "hangup_token_refusals_total") >= 2 }, 20*time.Second, 20*time.Millisecond)
+	require.Positive(t, gauge(t, reg, "hangup_requests_deferred_total"))
+
+	h.sim.SetFaults(meetingsim.Faults{})
+	s, rep := h.audit("pw-c")
+	require.Equal(t, 2, rep.ByStatus[schemas.StatusSucceeded])
+	require.Empty(t, s.DeadLetters)
+}
+
+// ... and fail only after --defer-max.
+func TestFreshTokensRefusedFailAfterDeferMax(t *testing.T) {
+	h := newHarness(t, meetingsim.Config{})
+	h.meeting("c", "a")
+	h.storeCredentials("c", "pw-c")
+	h.sim.SetFaults(refuseEveryToken)
+	h.start(func(c *Config) {
+		withCredentials(c)
+		c.DeferInitial = 100 * time.Millisecond
+		c.DeferMax = time.Second
+	})
+	h.request("r", "c", "", "a")
+	s, rep := h.audit("pw-c")
+	require.Equal(t, 1, rep.ByStatus[schemas.StatusFailed])
+	require.Len(t, s.DeadLetters, 1)
+	dl := s.DeadLetters[0]
+	require.Equal(t, schemas.ReasonRetriesExhausted, dl.Reason)
+	require.Contains(t, dl.Error, "refused freshly obtained control tokens")
+	require.Contains(t, dl.Error, "given up after the 1s limit")
+	require.Empty(t, h.sim.Disconnects())
+}
