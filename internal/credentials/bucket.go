@@ -19,32 +19,31 @@ const DefaultBucket = "meeting_credentials"
 // bucket is returned as it is, whatever its settings: its owner may have
 // chosen others. An empty bucket name means DefaultBucket.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
-	if bucket == "" {
-		bucket = DefaultBucket
-	}
-	if replicas < 1 || replicas > 5 {
-		return nil, fmt.Errorf("ensure bucket %s: replicas must be between 1 and 5, got %d", bucket, replicas)
-	}
-	kv, err := js.KeyValue(ctx, bucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
+	return ensure(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      cmp.Or(bucket, DefaultBucket),
 		Description: "Host passwords of meetings by conference ID, read by the hangup worker.",
 		History:     1,
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Another process created it in the meantime, with other settings.
-		kv, err = js.KeyValue(ctx, bucket)
+}
+
+// ensure opens the bucket of cfg, creating it with cfg if it is missing.
+func ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return nil, fmt.Errorf("ensure bucket %s: replicas must be between 1 and 5, got %d", cfg.Bucket, cfg.Replicas)
+	}
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			// Another process created it in the meantime, maybe with other
+			// settings.
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
+		return nil, fmt.Errorf("ensure bucket %s: %w", cfg.Bucket, err)
 	}
 	return kv, nil
 }
@@ -69,29 +68,17 @@ func OpenBucket(ctx context.Context, js jetstream.JetStream, bucket string) (jet
 // entry disappears with its token. An existing bucket must allow per-entry
 // TTLs. An empty bucket name means DefaultTokenBucket.
 func EnsureTokenBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
-	if bucket == "" {
-		bucket = DefaultTokenBucket
-	}
-	if replicas < 1 || replicas > 5 {
-		return nil, fmt.Errorf("ensure bucket %s: replicas must be between 1 and 5, got %d", bucket, replicas)
-	}
-	kv, err := js.KeyValue(ctx, bucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:         bucket,
-			Description:    "Meeting control tokens by conference ID, shared by the hangup workers. Holds secrets.",
-			History:        1,
-			TTL:            MaxTokenLife,
-			LimitMarkerTTL: time.Minute,
-			Storage:        jetstream.FileStorage,
-			Replicas:       replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, bucket)
-		}
-	}
+	kv, err := ensure(ctx, js, jetstream.KeyValueConfig{
+		Bucket:         cmp.Or(bucket, DefaultTokenBucket),
+		Description:    "Meeting control tokens by conference ID, shared by the hangup workers. Holds secrets.",
+		History:        1,
+		TTL:            MaxTokenLife,
+		LimitMarkerTTL: time.Minute,
+		Storage:        jetstream.FileStorage,
+		Replicas:       replicas,
+	})
 	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	return kv, checkTokenBucket(ctx, kv)
 }
