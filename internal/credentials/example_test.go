@@ -13,8 +13,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/internal/credentials"
+	"github.com/hangup-dev/hangup/internal/embedded"
 	"github.com/hangup-dev/hangup/internal/meetingsim"
-	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/meetingclient"
 )
 
@@ -28,7 +28,7 @@ func Example() {
 	defer api.Close()
 	dir, _ := os.MkdirTemp("", "credentials-example")
 	defer os.RemoveAll(dir)
-	srv, err := natstest.Start(natstest.Options{StoreDir: dir})
+	srv, err := embedded.Start(embedded.Options{StoreDir: dir})
 	if err != nil {
 		panic(err)
 	}

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/internal/audit"
+	"github.com/hangup-dev/hangup/internal/embedded"
 	"github.com/hangup-dev/hangup/internal/meetingsim"
-	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/internal/worker"
 	"github.com/hangup-dev/hangup/meetingclient"
 	"github.com/hangup-dev/hangup/schemas"
@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	srv, err := natstest.Start(natstest.Options{StoreDir: dir, InProcessOnly: true})
+	srv, err := embedded.Start(embedded.Options{StoreDir: dir, InProcessOnly: true})
 	if err != nil {
 		return nil, err
 	}

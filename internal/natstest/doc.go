@@ -1,3 +1,4 @@
 // Package natstest runs a real, embedded NATS server with JetStream for
-// tests and the demo. It owns the server's lifetime and nothing else.
+// tests, stopped when the test ends, and connects to it. The server itself
+// comes from internal/embedded; this package only ties it to a test.
 package natstest

@@ -6,7 +6,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/hangup-dev/hangup/internal/embedded"
 )
+
+// Options of an embedded server.
+type Options = embedded.Options
 
 // Run starts an embedded server for t, stopped when t ends.
 func Run(t testing.TB) *server.Server {
@@ -17,7 +22,7 @@ func Run(t testing.TB) *server.Server {
 // RunWith starts an embedded server with o for t, stopped when t ends.
 func RunWith(t testing.TB, o Options) *server.Server {
 	t.Helper()
-	s, err := Start(o)
+	s, err := embedded.Start(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package natstest
+package embedded
 
 import (
 	"fmt"
@@ -22,13 +22,13 @@ type Options struct {
 // Start starts an embedded JetStream server and waits until it is ready.
 func Start(o Options) (*server.Server, error) {
 	if o.StoreDir == "" {
-		return nil, fmt.Errorf("natstest: StoreDir is required")
+		return nil, fmt.Errorf("embedded NATS: StoreDir is required")
 	}
 	if o.Port == 0 {
 		o.Port = -1
 	}
 	if err := os.MkdirAll(o.StoreDir, 0o700); err != nil {
-		return nil, fmt.Errorf("natstest: store dir: %w", err)
+		return nil, fmt.Errorf("embedded NATS: store dir: %w", err)
 	}
 	opts := &server.Options{
 		ServerName: "hangup-embedded",
@@ -44,12 +44,12 @@ func Start(o Options) (*server.Server, error) {
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("natstest: new server: %w", err)
+		return nil, fmt.Errorf("embedded NATS: new server: %w", err)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {
 		s.Shutdown()
-		return nil, fmt.Errorf("natstest: server not ready within 10s")
+		return nil, fmt.Errorf("embedded NATS: server not ready within 10s")
 	}
 	return s, nil
 }
