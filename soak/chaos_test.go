@@ -3,9 +3,13 @@
 package soak
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -15,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hangup-dev/hangup/internal/meetingsim"
 )
 
 // fleet runs the workers: it starts them, kills them, and restarts the
@@ -26,10 +32,14 @@ type fleet struct {
 	apiURL  string
 	http    *http.Client
 
-	mu      sync.Mutex
-	n       int // workers started so far; names soak-1, soak-2, ...
-	live    []*worker
+	mu   sync.Mutex
+	n    int // workers started so far; names soak-1, soak-2, ...
+	live []*worker
+	all  []*worker // every worker started, oldest first
+	// desired is one or two, switched by the chaos; extra are the workers
+	// wanted on top of it while the fleet is crowded (setCrowd).
 	desired int
+	extra   int
 	kills   int
 	exits   []workerExit // exits the test did not cause
 	// stopErrors are the graceful stops (SIGTERM) that failed.
@@ -85,6 +95,7 @@ func (f *fleet) start() (*worker, error) {
 	w := &worker{proc: p, id: id, httpAddr: addr}
 	f.mu.Lock()
 	f.live = append(f.live, w)
+	f.all = append(f.all, w)
 	f.mu.Unlock()
 	return w, nil
 }
@@ -119,12 +130,13 @@ func (f *fleet) reap() {
 // own, so that a worker that cannot start does not loop for the whole run.
 const maxUnpromptedExits = 50
 
-// reconcile starts workers until the desired number runs.
+// reconcile starts workers until the wanted number runs. It never stops
+// any: workers beyond the wanted number run until the chaos kills them.
 func (f *fleet) reconcile() error {
 	f.reap()
 	for {
 		f.mu.Lock()
-		short := len(f.live) < f.desired
+		short := len(f.live) < f.desired+f.extra
 		exits := len(f.exits)
 		var last []string
 		if exits > 0 {
@@ -179,19 +191,102 @@ func (f *fleet) setDesired(n int) {
 	f.mu.Unlock()
 }
 
-// toggleDesired switches between one and two workers and returns the new
-// number.
+// toggleDesired switches between one and two workers (between n and n+1
+// while crowded to n) and returns the new number wanted.
 func (f *fleet) toggleDesired() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.desired = 3 - f.desired
-	return f.desired
+	return f.desired + f.extra
 }
 
+// setCrowd makes at least n workers wanted (n or n+1, as toggleDesired
+// switches); 0 or 1 ends the crowd, and the workers beyond one or two
+// then run until killed.
+func (f *fleet) setCrowd(n int) {
+	f.mu.Lock()
+	f.extra = max(0, n-1)
+	f.mu.Unlock()
+}
+
+// wanted is how many workers reconcile keeps running.
 func (f *fleet) wanted() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.desired
+	return f.desired + f.extra
+}
+
+// overlap says how many workers ran at once between from and to: the most
+// at any moment, and for how long at least k did. A worker runs from its
+// "worker started" log line (its consumer pulls) until it exited, or until
+// the end of the span if it still runs.
+func (f *fleet) overlap(from, to time.Time, k int) (peak int, atLeastK time.Duration) {
+	f.mu.Lock()
+	all := slices.Clone(f.all)
+	f.mu.Unlock()
+	type edge struct {
+		at    time.Time
+		delta int
+	}
+	var edges []edge
+	for _, w := range all {
+		began, ok := startedAt(w.logPath)
+		if !ok {
+			continue
+		}
+		end := to
+		if w.exited() && w.exitedAt.Before(end) {
+			end = w.exitedAt
+		}
+		if began.Before(from) {
+			began = from
+		}
+		if !began.Before(end) {
+			continue
+		}
+		edges = append(edges, edge{began, 1}, edge{end, -1})
+	}
+	// Ends before starts at the same instant: a worker that replaces one
+	// killed then does not count twice.
+	sort.Slice(edges, func(i, j int) bool {
+		if !edges[i].at.Equal(edges[j].at) {
+			return edges[i].at.Before(edges[j].at)
+		}
+		return edges[i].delta < edges[j].delta
+	})
+	n := 0
+	for i, e := range edges {
+		n += e.delta
+		peak = max(peak, n)
+		if n >= k && i+1 < len(edges) {
+			atLeastK += edges[i+1].at.Sub(e.at)
+		}
+	}
+	return peak, atLeastK
+}
+
+// startedAt reads when a worker logged "worker started".
+func startedAt(logPath string) (time.Time, bool) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
+	for sc.Scan() {
+		if !bytes.Contains(sc.Bytes(), []byte(`"msg":"worker started"`)) {
+			continue
+		}
+		var line struct {
+			TS time.Time `json:"ts"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) != nil || line.TS.IsZero() {
+			return time.Time{}, false
+		}
+		return line.TS, true
+	}
+	return time.Time{}, false
 }
 
 // schedule is the chaos plan, in offsets from the start of publishing.
@@ -204,6 +299,12 @@ type schedule struct {
 	outageAt           time.Duration
 	outageLen          time.Duration
 	strictAt, strictTo time.Duration
+	// From oneLiveAt to oneLiveTo the simulator keeps only the newest
+	// token of each meeting alive, and tokens live lifetimeMin to
+	// lifetimeMax; at least crowd workers are wanted meanwhile.
+	oneLiveAt, oneLiveTo     time.Duration
+	lifetimeMin, lifetimeMax time.Duration
+	crowd                    int
 }
 
 // chaos carries out a schedule against the fleet, the NATS server and the
@@ -225,6 +326,40 @@ type chaos struct {
 	outage        window
 	strict        window
 	timeline      []string
+
+	// The one-live period: when it ran, the token settings before it (put
+	// back at its end) and after it, the lifetimes it set, and the counts
+	// at its start and end.
+	oneLive      window
+	tokensBefore tokenConfig
+	tokensAfter  tokenConfig
+	lifetimes    []time.Duration
+	oneLiveSnaps [2]tokenSnap
+}
+
+// tokenSnap is what has happened to tokens up to a moment.
+type tokenSnap struct {
+	stats       meetingsim.Stats // the simulator's counters
+	loaderCalls map[string]int   // the loader's successful token calls per conference
+	refreshes   int              // the loader's token refreshes
+	expiries    int              // the chaos's token expiries
+	kills       int              // workers killed
+}
+
+// snapTokens takes a tokenSnap.
+func (c *chaos) snapTokens(ctx context.Context) (tokenSnap, error) {
+	st, err := c.sim.state(ctx)
+	if err != nil {
+		return tokenSnap{}, err
+	}
+	ts := tokenSnap{stats: st.Stats, expiries: c.tokenExpiries}
+	c.loader.mu.Lock()
+	ts.loaderCalls, ts.refreshes = maps.Clone(c.loader.tokenCalls), c.loader.refreshes
+	c.loader.mu.Unlock()
+	c.fleet.mu.Lock()
+	ts.kills = c.fleet.kills
+	c.fleet.mu.Unlock()
+	return ts, nil
 }
 
 // window is a span of time.
@@ -277,6 +412,13 @@ func (c *chaos) events() []event {
 			return c.sim.setMode(ctx, "lenient")
 		}},
 	)
+	if s.oneLiveTo > s.oneLiveAt {
+		evs = append(evs,
+			event{s.oneLiveAt, "one-live tokens", c.startOneLive},
+			event{s.oneLiveAt + (s.oneLiveTo-s.oneLiveAt)/2, "new token lifetime", c.changeLifetime},
+			event{s.oneLiveTo, "many tokens", c.endOneLive},
+		)
+	}
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
 	return evs
 }
@@ -344,6 +486,96 @@ func (c *chaos) expireTokens(ctx context.Context) error {
 	c.tokenExpiries++
 	c.tokensExpired += n
 	return err
+}
+
+// lifetime draws a token lifetime for the one-live period.
+func (c *chaos) lifetime() time.Duration {
+	d := c.sched.lifetimeMin
+	if span := c.sched.lifetimeMax - c.sched.lifetimeMin; span > 0 {
+		d += time.Duration(c.rng.Int64N(int64(span)))
+	}
+	return d.Round(100 * time.Millisecond)
+}
+
+// startOneLive crowds the fleet, then switches the simulator to one live
+// token per meeting with short token lifetimes.
+func (c *chaos) startOneLive(ctx context.Context) error {
+	before, err := c.sim.tokenConfig(ctx)
+	if err != nil {
+		return err
+	}
+	c.tokensBefore = before
+	c.fleet.setCrowd(c.sched.crowd)
+	if err := c.fleet.reconcile(); err != nil {
+		return err
+	}
+	if c.oneLiveSnaps[0], err = c.snapTokens(ctx); err != nil {
+		return err
+	}
+	lt := c.lifetime()
+	got, err := c.sim.setTokenConfig(ctx, tokenConfig{Mode: "one-live", Lifetime: lt.String()})
+	c.oneLive.from = time.Now()
+	if err != nil {
+		return err
+	}
+	if got.Mode != "one-live" {
+		return fmt.Errorf("token mode %q after setting one-live", got.Mode)
+	}
+	c.lifetimes = append(c.lifetimes, lt)
+	c.note("token mode %s, lifetime %s (was %s, %s); %d workers wanted", got.Mode, got.Lifetime, before.Mode, before.Lifetime, c.fleet.wanted())
+	return nil
+}
+
+// changeLifetime gives the tokens issued from now on another short
+// lifetime.
+func (c *chaos) changeLifetime(ctx context.Context) error {
+	lt := c.lifetime()
+	got, err := c.sim.setTokenConfig(ctx, tokenConfig{Lifetime: lt.String()})
+	if err != nil {
+		return err
+	}
+	c.lifetimes = append(c.lifetimes, lt)
+	c.note("token mode %s, lifetime %s", got.Mode, got.Lifetime)
+	return nil
+}
+
+// endOneLive puts the token settings back as they were before the
+// one-live period and ends the crowd.
+func (c *chaos) endOneLive(ctx context.Context) error {
+	got, err := c.sim.setTokenConfig(ctx, c.tokensBefore)
+	c.oneLive.to = time.Now()
+	if err != nil {
+		return err
+	}
+	c.tokensAfter = got
+	if got != c.tokensBefore {
+		return fmt.Errorf("token settings %+v after putting back %+v", got, c.tokensBefore)
+	}
+	if c.oneLiveSnaps[1], err = c.snapTokens(ctx); err != nil {
+		return err
+	}
+	c.fleet.setCrowd(0)
+	c.note("token mode %s, lifetime %s; %d workers wanted", got.Mode, got.Lifetime, c.fleet.wanted())
+	return nil
+}
+
+// during names the chaos periods that t falls in.
+func (c *chaos) during(t time.Time) []string {
+	var out []string
+	in := func(w window) bool { return !w.from.IsZero() && !t.Before(w.from) && (w.to.IsZero() || t.Before(w.to)) }
+	if in(c.strict) {
+		out = append(out, "strict mode")
+	}
+	if in(c.outage) {
+		out = append(out, "outage")
+	}
+	if in(c.oneLive) {
+		out = append(out, "one-live tokens")
+	}
+	if c.nearNATSRestart(t, 5*time.Second) {
+		out = append(out, "NATS restart or the 5 s after")
+	}
+	return out
 }
 
 // restartNATS stops the NATS server with SIGTERM and starts it again on

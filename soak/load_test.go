@@ -69,6 +69,9 @@ type loader struct {
 	allTokens map[string]bool      // every token obtained: secrets
 	epoch     int
 	refreshes int
+	// tokenCalls counts, per conference, the loader's token calls that
+	// obtained a token: the simulator counts them with the workers'.
+	tokenCalls map[string]int
 
 	// refresh asks the refresher to get new tokens after the given lag;
 	// buffered so that the chaos never waits on the loader.
@@ -96,6 +99,7 @@ func newLoader(js jetstream.JetStream, api *meetingclient.Client, rng *rand.Rand
 		requests: requests, duration: duration,
 		tokens:       map[string]heldToken{},
 		allTokens:    map[string]bool{},
+		tokenCalls:   map[string]int{},
 		refresh:      make(chan time.Duration, 16),
 		valid:        map[string]audit.Sent{},
 		expiring:     map[string]bool{},
@@ -179,6 +183,7 @@ func (l *loader) fetchToken(ctx context.Context, m meetingInfo, epoch int) error
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		l.allTokens[tok.Token] = true
+		l.tokenCalls[m.id]++
 		if cur, ok := l.tokens[m.id]; !ok || cur.epoch <= epoch {
 			l.tokens[m.id] = heldToken{token: tok.Token, epoch: epoch}
 		}

@@ -86,6 +86,27 @@ func (s *simClient) expireTokens(ctx context.Context) (int, error) {
 	return out.Expired, err
 }
 
+// tokenConfig is the body of GET and POST /_sim/tokens/config: the
+// lifetime of new tokens (a Go duration) and the token mode, "many" or
+// "one-live". In a request either may be left out.
+type tokenConfig struct {
+	Lifetime string `json:"lifetime,omitempty"`
+	Mode     string `json:"mode,omitempty"`
+}
+
+func (s *simClient) tokenConfig(ctx context.Context) (tokenConfig, error) {
+	var c tokenConfig
+	err := s.do(ctx, http.MethodGet, "/_sim/tokens/config", nil, &c)
+	return c, err
+}
+
+// setTokenConfig changes the token settings and returns those in force.
+func (s *simClient) setTokenConfig(ctx context.Context, c tokenConfig) (tokenConfig, error) {
+	var out tokenConfig
+	err := s.do(ctx, http.MethodPost, "/_sim/tokens/config", c, &out)
+	return out, err
+}
+
 func (s *simClient) addMeeting(ctx context.Context, m meetingsim.Meeting) error {
 	return s.do(ctx, http.MethodPost, "/_sim/meetings", m, nil)
 }

@@ -30,7 +30,7 @@ import (
 
 var (
 	flagRequests = flag.Int("soak.requests", 3000, "valid requests to publish")
-	flagLong     = flag.Bool("soak.long", false, "full-length chaos: workers killed every few seconds, a 20 s outage, tokens expired every minute, NATS restarted twice")
+	flagLong     = flag.Bool("soak.long", false, "full-length chaos: workers killed every few seconds, a 20 s outage, tokens expired every minute, NATS restarted twice, a third of the run with one live token per meeting and four or five workers")
 	flagDuration = flag.Duration("soak.duration", 0, "how long publishing and chaos last; the chaos schedule scales with it (0: 8 ms per request, at least 25s; with -soak.long at least 6m)")
 	flagSeed     = flag.Uint64("soak.seed", 0, "seed of the load's and the chaos's random choices (0: from the clock)")
 	flagDir      = flag.String("soak.dir", "", "keep binaries, data and logs in this directory instead of a temporary one")
@@ -39,7 +39,8 @@ var (
 // maxDeliveriesShare bounds the valid requests that may fail with reason
 // max_deliveries. Under this chaos a healthy worker fails no request for
 // any other reason: the retry budget (2m) outlasts the outage and the host
-// passwords in the credentials bucket replace expired header tokens. But a
+// passwords in the credentials bucket replace expired header tokens, and
+// those ended by newer ones in the one-live period. But a
 // worker is SIGKILLed every few seconds and NATS restarts twice, and each
 // of those redelivers what was held at the time: a request unlucky enough
 // to be held through soakMaxDeliveries of them is dead-lettered by the
@@ -112,9 +113,15 @@ func newPlan() plan {
 		outageLen:    scaled(20*time.Second, 4*time.Second),
 		strictAt:     d * 15 / 100,
 		strictTo:     d * 55 / 100,
+		oneLiveAt:    d * 62 / 100,
+		oneLiveTo:    d * 92 / 100,
+		lifetimeMin:  2 * time.Second,
+		lifetimeMax:  4 * time.Second,
+		crowd:        3,
 	}
 	if p.long {
 		p.sched.killMax = 6 * time.Second
+		p.sched.crowd = 4
 	}
 	p.drainTimeout = 3 * time.Minute
 	return p
@@ -123,10 +130,12 @@ func newPlan() plan {
 func (p plan) String() string {
 	s := p.sched
 	return fmt.Sprintf("seed %d, %d requests over %s, %d+%d meetings of %d participants; chaos for %s: "+
-		"SIGKILL every %s-%s, tokens expired every %s, NATS restarted at %s, outage %s at %s, strict mode %s-%s",
+		"SIGKILL every %s-%s, tokens expired every %s, NATS restarted at %s, outage %s at %s, strict mode %s-%s, "+
+		"one-live tokens living %s-%s with at least %d workers %s-%s",
 		p.seed, p.requests, p.duration, p.meetings, p.extra, p.participants, s.length,
 		s.killMin, s.killMax, s.tokenEvery.Round(100*time.Millisecond), s.natsRestarts,
-		s.outageLen.Round(100*time.Millisecond), s.outageAt, s.strictAt, s.strictTo)
+		s.outageLen.Round(100*time.Millisecond), s.outageAt, s.strictAt, s.strictTo,
+		s.lifetimeMin, s.lifetimeMax, s.crowd, s.oneLiveAt, s.oneLiveTo)
 }
 
 // env is everything a run starts.
@@ -141,6 +150,10 @@ type env struct {
 	sim     *simClient
 	fleet   *fleet
 	loader  *loader
+	// credentialed are the conferences whose host password in the
+	// credentials bucket is the one the simulator checks: their requests
+	// can always get a token, whatever header token they carry.
+	credentialed map[string]bool
 }
 
 // workDir is -soak.dir, or a temporary directory.
@@ -193,6 +206,12 @@ func startEnv(t *testing.T, p plan, dir string, bins binaries) *env {
 	}
 	meetings = append(meetings, extra...)
 	require.NoError(t, writeCredentials(ctx, e.js, meetings))
+	// The simulator gets the same passwords below: conf-* by its flags,
+	// xconf-* through the admin API.
+	e.credentialed = map[string]bool{}
+	for _, m := range meetings {
+		e.credentialed[m.id] = true
+	}
 
 	simAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	args := []string{"--listen", simAddr, "--meetings", fmt.Sprint(p.meetings), "--participants", fmt.Sprint(p.participants),
@@ -245,6 +264,7 @@ func TestSoak(t *testing.T) {
 	ch := &chaos{sched: p.sched, rng: mrand.New(mrand.NewPCG(p.seed, p.seed^0xc4a05)), fleet: e.fleet,
 		nats: e.nats, sim: e.sim, loader: e.loader, start: time.Now()}
 	t.Cleanup(func() {
+		_ = os.WriteFile(filepath.Join(dir, "chaos-timeline.txt"), []byte(strings.Join(ch.timeline, "\n")+"\n"), 0o600)
 		if t.Failed() {
 			t.Logf("chaos timeline:\n  %s", strings.Join(ch.timeline, "\n  "))
 			t.Logf("logs in %s", dir)
@@ -319,15 +339,20 @@ func startSampling(t *testing.T, e *env, start time.Time) func() {
 	return stop
 }
 
-// drain stops the chaos (a healthy simulator in lenient mode, no more
-// kills), stops every worker but one with SIGTERM, and waits until that one
-// has emptied the request stream. It returns the worker.
+// drain stops the chaos (a healthy simulator in lenient mode with the
+// default token settings, no more kills), stops every worker but one with
+// SIGTERM, and waits until that one has emptied the request stream. It
+// returns the worker.
 func drain(t *testing.T, e *env, timeout time.Duration) *worker {
 	t.Helper()
 	ctx := context.Background()
 	require.NoError(t, e.sim.setFaults(ctx, meetingsim.Faults{}))
 	require.NoError(t, e.sim.setMode(ctx, "lenient"))
+	tc, err := e.sim.setTokenConfig(ctx, tokenConfig{Mode: "many", Lifetime: meetingsim.DefaultTokenLifetime.String()})
+	require.NoError(t, err)
+	require.Equal(t, tokenConfig{Mode: "many", Lifetime: meetingsim.DefaultTokenLifetime.String()}, tc, "default token settings")
 	e.fleet.setDesired(1)
+	e.fleet.setCrowd(0)
 	workers := e.fleet.running()
 	if len(workers) == 0 {
 		w, err := e.fleet.start()
@@ -343,7 +368,7 @@ func drain(t *testing.T, e *env, timeout time.Duration) *worker {
 	require.NoError(t, e.fleet.ready(ctx, survivor), "the draining worker %s", survivor.id)
 
 	var info *jetstream.StreamInfo
-	err := poll(ctx, timeout, 200*time.Millisecond, func(ctx context.Context) error {
+	err = poll(ctx, timeout, 200*time.Millisecond, func(ctx context.Context) error {
 		if survivor.exited() {
 			return fmt.Errorf("worker %s exited while draining: %v", survivor.id, survivor.exitErr)
 		}
