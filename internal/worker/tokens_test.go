@@ -26,10 +26,13 @@ func TestTokensSurviveExpiryAndCompany(t *testing.T) {
 		mode     meetingsim.TokenMode
 		lifetime time.Duration
 	}{
-		{1, meetingsim.TokenModeMany, 2 * time.Second},
-		{1, meetingsim.TokenModeOneLive, 2 * time.Second},
-		{3, meetingsim.TokenModeMany, 2 * time.Second},
-		{3, meetingsim.TokenModeOneLive, 2 * time.Second},
+		{1, meetingsim.TokenModeMany, 4 * time.Second},
+		{1, meetingsim.TokenModeOneLive, 4 * time.Second},
+		{1, meetingsim.TokenModeMany, 30 * time.Minute},
+		{1, meetingsim.TokenModeOneLive, 30 * time.Minute},
+		{3, meetingsim.TokenModeMany, 4 * time.Second},
+		{3, meetingsim.TokenModeOneLive, 4 * time.Second},
+		{3, meetingsim.TokenModeMany, 30 * time.Minute},
 		{3, meetingsim.TokenModeOneLive, 30 * time.Minute},
 	}
 	for _, tt := range tests {
@@ -38,7 +41,7 @@ func TestTokensSurviveExpiryAndCompany(t *testing.T) {
 				Mode: meetingsim.ModeStrict, TokenMode: tt.mode, TokenLifetime: tt.lifetime,
 				Faults: meetingsim.Faults{LatencyBase: 5 * time.Millisecond},
 			})
-			const conferences, waves, perWave = 4, 10, 6
+			const conferences, waves, perWave = 4, 12, 6
 			confs := make([]string, conferences)
 			for i := range confs {
 				confs[i] = fmt.Sprintf("conf-%d", i)
@@ -71,7 +74,7 @@ func TestTokensSurviveExpiryAndCompany(t *testing.T) {
 						h.request(fmt.Sprintf("%s-r%d", conf, n), conf, "", ids...)
 					}
 				}
-				if w%2 == 1 {
+				if w == waves-3 {
 					// Expire every token while the wave's chains run.
 					require.Eventually(t, func() bool { return len(h.sim.Calls()) >= calls+2*conferences }, 10*time.Second, time.Millisecond)
 					h.sim.ExpireTokens()
