@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/dispatcher"
-	"github.com/hangup-dev/hangup/internal/outcome"
+	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 

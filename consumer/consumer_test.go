@@ -10,7 +10,7 @@ import (
 
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/natstest"
-	"github.com/hangup-dev/hangup/internal/outcome"
+	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 

@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/hangup-dev/hangup/internal/outcome"
+	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 

@@ -18,9 +18,9 @@ import (
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/meetingsim"
 	"github.com/hangup-dev/hangup/internal/natstest"
-	"github.com/hangup-dev/hangup/internal/outcome"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
+	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 

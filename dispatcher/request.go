@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hangup-dev/hangup/internal/outcome"
 	"github.com/hangup-dev/hangup/meetingclient"
+	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
 )
 

@@ -653,7 +653,7 @@ func TestErrorsNeverHoldSecrets(t *testing.T) {
 		tok := mc.ConfToken{Token: testToken, Role: 1}
 		for _, s := range []string{tok.String(), fmt.Sprint(tok), fmt.Sprintf("%+v", tok), fmt.Sprintf("%#v", tok), fmt.Sprintf("%v", &tok)} {
 			require.NotContains(t, s, testToken)
-			require.Contains(t, s, "[REDACTED]")
+			require.Contains(t, s, "[redacted]")
 		}
 	})
 }

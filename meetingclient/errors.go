@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hangup-dev/hangup/schemas"
 )
 
 // Operation names, used as [APIError.Op] and as the prefix of error strings.
@@ -447,7 +449,7 @@ func redact(s string, secrets []string) string {
 }
 
 // redacted replaces secrets found in text copied from a response.
-const redacted = "[REDACTED]"
+const redacted = schemas.Redacted
 
 // cleanString removes secrets from s, then sanitizes it to at most max
 // bytes, then removes secrets once more in case sanitizing joined one up.

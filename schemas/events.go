@@ -26,6 +26,10 @@ const (
 
 	// TokenHeader carries the meeting control token on a request message.
 	TokenHeader = "X-Conference-Authorization"
+	// Redacted stands in for a secret wherever one would otherwise show:
+	// the value of a secret header in a dead letter, a token or password
+	// in a log or an error.
+	Redacted = "[redacted]"
 	// MsgIDHeader is the JetStream de-duplication header; producers set it
 	// to the request ID.
 	MsgIDHeader = "Nats-Msg-Id"

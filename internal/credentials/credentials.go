@@ -3,9 +3,11 @@ package credentials
 import (
 	"encoding/json"
 	"errors"
-	"github.com/hangup-dev/hangup/dispatcher"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/hangup-dev/hangup/dispatcher"
+	"github.com/hangup-dev/hangup/schemas"
 )
 
 // ErrNoCredentials means the bucket holds no usable host password for a
@@ -54,7 +56,7 @@ func hidden(secret string) string {
 	if secret == "" {
 		return `""`
 	}
-	return "[REDACTED]"
+	return schemas.Redacted
 }
 
 // Reasons a stored value is unusable. They never quote the value.

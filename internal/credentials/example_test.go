@@ -76,7 +76,7 @@ func Example() {
 	_, err = store.Token(ctx, "555000111")
 	fmt.Println(err)
 	// Output:
-	// Credentials{HostPassword: [REDACTED]}
+	// Credentials{HostPassword: [redacted]}
 	// true true true 1
 	// no credentials for conference 555000111 in bucket meeting_credentials
 }

@@ -567,7 +567,7 @@ func TestSecretsNotPrinted(t *testing.T) {
 		require.NotContains(t, fmt.Sprintf(format, &c), password, format)
 		require.NotContains(t, fmt.Sprintf(format, e.store), tok, format)
 	}
-	require.Equal(t, "Credentials{HostPassword: [REDACTED]}", c.String())
+	require.Equal(t, "Credentials{HostPassword: [redacted]}", c.String())
 	require.Equal(t, `Credentials{HostPassword: ""}`, credentials.Credentials{}.String())
 	require.Equal(t, "credentials.Store{Bucket: meeting_credentials, TokenBucket: hangup_tokens, CachedTokens: 1}", e.store.String())
 

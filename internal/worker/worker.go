@@ -20,9 +20,9 @@ import (
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/deferral"
-	"github.com/hangup-dev/hangup/internal/outcome"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
+	"github.com/hangup-dev/hangup/outcome"
 )
 
 // Deps are what a Worker may be given instead of making it.

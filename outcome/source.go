@@ -10,8 +10,9 @@ import (
 	"github.com/hangup-dev/hangup/schemas"
 )
 
-// Redacted replaces the value of a header that carries a secret.
-const Redacted = "[redacted]"
+// Redacted replaces the value of a header that carries a secret; it is
+// schemas.Redacted.
+const Redacted = schemas.Redacted
 
 // Source is the original request message as the consumer received it: what
 // a dead letter must carry for an operator to act on it.
