@@ -106,19 +106,20 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// Handler takes valid requests; *dispatcher.Dispatcher satisfies it.
+// Handler takes every message the consumer pulls; *dispatcher.Dispatcher
+// satisfies it. It publishes and acks in goroutines of its own, so that the
+// pull loop never waits on a publish.
 type Handler interface {
-	// Capacity blocks until the handler can take requests and says how
+	// Capacity blocks until the handler can take messages and says how
 	// many.
 	Capacity(ctx context.Context) (int, error)
+	// Submit takes a valid request.
 	Submit(ctx context.Context, job dispatcher.Job) error
+	// Fail takes a valid request that must not be attempted.
 	Fail(ctx context.Context, job dispatcher.Job, reason schemas.DeadLetterReason, text string) error
-}
-
-// DeadLetterPublisher publishes the dead letters of invalid messages;
-// *outcome.Publisher satisfies it.
-type DeadLetterPublisher interface {
-	PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error
+	// Reject takes a message that is no valid request, with its dead
+	// letter and the Nats-Msg-Id to publish it under.
+	Reject(ctx context.Context, msg dispatcher.Message, dl *schemas.DeadLetter, msgID string) error
 }
 
 // Deferrals counts the deliberate redeliveries of a message;
@@ -133,8 +134,6 @@ type Deps struct {
 	JetStream jetstream.JetStream
 	// Handler takes valid requests. Required.
 	Handler Handler
-	// DeadLetters publishes dead letters of invalid messages. Required.
-	DeadLetters DeadLetterPublisher
 	// Deferrals, when set, keeps deliberate redeliveries out of the
 	// delivery count check. Optional.
 	Deferrals Deferrals
@@ -175,8 +174,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("consumer config: %w", err)
 	}
-	if deps.JetStream == nil || deps.Handler == nil || deps.DeadLetters == nil {
-		return nil, errors.New("consumer: Deps.JetStream, Deps.Handler and Deps.DeadLetters are required")
+	if deps.JetStream == nil || deps.Handler == nil {
+		return nil, errors.New("consumer: Deps.JetStream and Deps.Handler are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = zap.NewNop()
@@ -389,31 +388,19 @@ func (c *Consumer) decodeMessage(msg jetstream.Msg) (*schemas.Request, string, e
 	return req, token, nil
 }
 
-// deadLetterInvalid publishes the dead letter of an invalid message, waits
-// for the stream's confirmation, then acks. If the publish fails the
-// message is handed back to be tried again later.
+// deadLetterInvalid hands an invalid message to the handler with its dead
+// letter; the handler publishes it and acks. If the handler is stopping,
+// the message is handed back at once.
 func (c *Consumer) deadLetterInvalid(msg jetstream.Msg, src outcome.Source, md *jetstream.MsgMetadata, cause error) {
 	text := "invalid request: " + cause.Error()
 	dl := src.DeadLetter(schemas.ReasonInvalidRequest, text, c.cfg.Now(), c.cfg.WorkerID)
 	dl.RequestID, dl.ConferenceID = bestEffortIDs(src, c.cfg.SubjectPrefix)
 	msgID := outcome.InvalidMsgID(md.Stream, md.Sequence.Stream)
-	log := c.log.With(zap.String("subject", src.Subject), zap.Uint64("streamSequence", src.StreamSequence))
-	err := c.retry(func(ctx context.Context) error { return c.deps.DeadLetters.PublishDeadLetter(ctx, dl, msgID) })
-	if err != nil {
-		log.Error("dead letter not published; message handed back", zap.Error(err))
-		if nerr := msg.NakWithDelay(time.Second); nerr != nil {
-			log.Debug("hand back", zap.Error(nerr))
+	if err := c.deps.Handler.Reject(c.ctx, msg, dl, msgID); err != nil {
+		if nerr := msg.NakWithDelay(0); nerr != nil {
+			c.log.Debug("hand back", zap.Error(nerr))
 		}
-		return
 	}
-	log.Info("invalid request dead-lettered", zap.String("error", cause.Error()))
-	if err := c.retry(msg.DoubleAck); err != nil {
-		log.Warn("ack not confirmed; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
-	}
-}
-
-func (c *Consumer) retry(fn func(ctx context.Context) error) error {
-	return outcome.Retry(c.ctx, c.cfg.PublishTimeout, fn)
 }
 
 // bestEffortIDs recovers the request and conference IDs of an invalid

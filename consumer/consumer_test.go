@@ -26,13 +26,14 @@ func (refuse) Submit(context.Context, dispatcher.Job) error { return dispatcher.
 func (refuse) Fail(context.Context, dispatcher.Job, schemas.DeadLetterReason, string) error {
 	return dispatcher.ErrStopped
 }
+func (refuse) Reject(context.Context, dispatcher.Message, *schemas.DeadLetter, string) error {
+	return dispatcher.ErrStopped
+}
 
 func TestConfigErrorsNameTheField(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv)
-	pub, err := outcome.NewPublisher(outcome.Config{}, js)
-	require.NoError(t, err)
-	deps := Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub}
+	deps := Deps{JetStream: js, Handler: refuse{}}
 	for field, cfg := range map[string]Config{
 		"MaxDeliveries":   {WorkerID: "w", MaxDeliveries: 1},
 		"MaxParticipants": {WorkerID: "w", MaxParticipants: 20000},
@@ -43,16 +44,14 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		_, err := New(cfg, deps)
 		require.ErrorContains(t, err, field)
 	}
-	_, err = New(Config{WorkerID: "w"}, Deps{JetStream: js})
+	_, err := New(Config{WorkerID: "w"}, Deps{JetStream: js})
 	require.ErrorContains(t, err, "Deps.Handler")
 }
 
 func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv)
-	pub, err := outcome.NewPublisher(outcome.Config{}, js)
-	require.NoError(t, err)
-	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub})
+	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}})
 	require.NoError(t, err)
 	require.NoError(t, c.Stop(context.Background()))
 	require.NoError(t, c.Stop(context.Background()))
@@ -62,9 +61,7 @@ func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
 func TestStartFailsWithoutTheDurable(t *testing.T) {
 	srv := natstest.Run(t)
 	_, js := natstest.Connect(t, srv)
-	pub, err := outcome.NewPublisher(outcome.Config{}, js)
-	require.NoError(t, err)
-	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}, DeadLetters: pub})
+	c, err := New(Config{WorkerID: "w"}, Deps{JetStream: js, Handler: refuse{}})
 	require.NoError(t, err)
 	err = c.Start(context.Background())
 	require.ErrorContains(t, err, "hangup-worker")

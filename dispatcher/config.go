@@ -17,10 +17,10 @@ type Config struct {
 	// APIConcurrency is the most hang-up calls in flight over all
 	// conferences. Defaults to 32.
 	APIConcurrency int
-	// MaxPending is the most requests held at once, from Submit until their
+	// MaxInFlight is the most requests held at once, from Submit until their
 	// outcome is published and acked; Submit blocks beyond it. Defaults to
 	// 1000.
-	MaxPending int
+	MaxInFlight int
 	// RetryInitial is the first retry interval. Defaults to 200ms.
 	RetryInitial time.Duration
 	// RetryMaxInterval caps the retry interval. Defaults to 10s.
@@ -80,8 +80,8 @@ func (c *Config) setDefaults() {
 	if c.APIConcurrency == 0 {
 		c.APIConcurrency = 32
 	}
-	if c.MaxPending == 0 {
-		c.MaxPending = 1000
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 1000
 	}
 	if c.RetryInitial == 0 {
 		c.RetryInitial = 200 * time.Millisecond
@@ -135,8 +135,8 @@ func (c *Config) validate() error {
 	if c.APIConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("APIConcurrency: must be at least 1, got %d", c.APIConcurrency))
 	}
-	if c.MaxPending < 1 {
-		errs = append(errs, fmt.Errorf("MaxPending: must be at least 1, got %d", c.MaxPending))
+	if c.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("MaxInFlight: must be at least 1, got %d", c.MaxInFlight))
 	}
 	if c.RetryInitial < 0 || c.RetryMaxInterval < c.RetryInitial {
 		errs = append(errs, fmt.Errorf("RetryMaxInterval: must be at least RetryInitial (%s), got %s", c.RetryInitial, c.RetryMaxInterval))

@@ -66,7 +66,7 @@ type Dispatcher struct {
 	metrics *metrics
 
 	// slots holds one token per request from Submit until its message is
-	// acked or handed back; its capacity is MaxPending.
+	// acked or handed back; its capacity is MaxInFlight.
 	slots chan struct{}
 	// probeAdmitted is when Capacity last let a request in for a probe
 	// while the breaker was open; only the consumer's loop calls Capacity.
@@ -182,7 +182,7 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		log:     deps.Logger,
 		defers:  deps.Deferrals,
 		metrics: m,
-		slots:   make(chan struct{}, cfg.MaxPending),
+		slots:   make(chan struct{}, cfg.MaxInFlight),
 		freed:   make(chan struct{}, 1),
 		memory:  make(map[string]memo),
 
@@ -227,7 +227,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	return nil
 }
 
-// Submit hands a job over. It blocks while MaxPending requests are held and
+// Submit hands a job over. It blocks while MaxInFlight requests are held and
 // returns ErrStopped once Stop has begun; the caller then still owns the
 // message.
 func (d *Dispatcher) Submit(ctx context.Context, job Job) error {
@@ -295,6 +295,19 @@ func (d *Dispatcher) Fail(ctx context.Context, job Job, reason schemas.DeadLette
 	r := newRequest(job, d.cfg.Now())
 	r.failReason, r.failText = reason, text
 	return d.submit(ctx, r)
+}
+
+// Reject hands over a message that is no valid request: dl, its dead
+// letter, is published under msgID on the same path as outcomes, in a
+// goroutine of the dispatcher's, and then msg is acked; if the publish
+// fails, msg is handed back to be tried again a second later. Like Submit
+// it holds a slot until then, blocks while MaxInFlight requests are held,
+// and returns ErrStopped once Stop has begun.
+func (d *Dispatcher) Reject(ctx context.Context, msg Message, dl *schemas.DeadLetter, msgID string) error {
+	if msg == nil || dl == nil || msgID == "" {
+		return errors.New("reject: msg, dead letter and message ID are required")
+	}
+	return d.submit(ctx, &request{job: Job{Msg: msg}, invalid: &invalidMessage{deadLetter: dl, msgID: msgID}})
 }
 
 func (d *Dispatcher) submit(ctx context.Context, r *request) error {
@@ -405,6 +418,10 @@ func (d *Dispatcher) loop() {
 // accept takes a new request into its conference's pending set.
 func (d *Dispatcher) accept(r *request) {
 	d.held[r] = struct{}{}
+	if r.invalid != nil {
+		d.finalize(r)
+		return
+	}
 	req := r.job.Request
 	if r.failReason != "" {
 		rec := &callRecord{message: r.failText, err: errors.New(r.failText)}
@@ -646,6 +663,10 @@ func (d *Dispatcher) finalize(r *request) {
 func (d *Dispatcher) finish(r *request) {
 	defer d.finishers.Done()
 	defer d.release()
+	if r.invalid != nil {
+		d.finishInvalid(r.job.Msg, r.invalid)
+		return
+	}
 	req := r.job.Request
 	log := d.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
 	if r.aborted {
@@ -706,6 +727,26 @@ func (d *Dispatcher) finish(r *request) {
 	}
 	log.Debug("request completed", zap.String("status", string(res.Status)),
 		zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+}
+
+// finishInvalid publishes the dead letter of an invalid message, then
+// acks it; if the publish fails the message is handed back to be tried
+// again later.
+func (d *Dispatcher) finishInvalid(msg Message, inv *invalidMessage) {
+	dl := inv.deadLetter
+	log := d.log.With(zap.String("subject", dl.Subject), zap.Uint64("streamSequence", dl.StreamSequence))
+	err := d.retryPublish(func(ctx context.Context) error { return d.pub.PublishDeadLetter(ctx, dl, inv.msgID) })
+	if err != nil {
+		log.Error("dead letter not published; message handed back", zap.Error(err))
+		if nerr := msg.NakWithDelay(time.Second); nerr != nil {
+			log.Debug("hand back", zap.Error(nerr))
+		}
+		return
+	}
+	log.Info("invalid request dead-lettered", zap.String("error", dl.Error))
+	if err := d.retryPublish(msg.DoubleAck); err != nil {
+		log.Warn("ack not confirmed; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
+	}
 }
 
 // handBack releases a deferred request's message for redelivery after its

@@ -178,10 +178,10 @@ func TestOneCallPerConferenceAndAConcurrencyCap(t *testing.T) {
 	require.Len(t, e.sim.Disconnects(), 160)
 }
 
-func TestSubmitBlocksAtMaxPending(t *testing.T) {
+func TestSubmitBlocksAtMaxInFlight(t *testing.T) {
 	e := newEnv(t, meetingsim.Config{Faults: meetingsim.Faults{LatencyBase: 300 * time.Millisecond}}, 30*time.Second)
 	e.meeting("c", 4)
-	d := e.dispatcher(dispatcher.Config{MaxPending: 1, Linger: time.Millisecond})
+	d := e.dispatcher(dispatcher.Config{MaxInFlight: 1, Linger: time.Millisecond})
 	jobs := e.jobs(req("a", "c", "p0"), req("b", "c", "p1"))
 	require.NoError(t, d.Submit(context.Background(), jobs[0]))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

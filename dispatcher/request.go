@@ -95,6 +95,15 @@ type request struct {
 	// failReason and failText are set for a job handed over with Fail.
 	failReason schemas.DeadLetterReason
 	failText   string
+	// invalid is set for a message handed over with Reject.
+	invalid *invalidMessage
+}
+
+// invalidMessage is the dead letter of a message that is no valid request,
+// with the Nats-Msg-Id to publish it under.
+type invalidMessage struct {
+	deadLetter *schemas.DeadLetter
+	msgID      string
 }
 
 func newRequest(job Job, now time.Time) *request {

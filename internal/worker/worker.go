@@ -153,7 +153,7 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		MaxBatch:         w.cfg.MaxBatch,
 		Linger:           w.cfg.Linger,
 		APIConcurrency:   w.cfg.APIConcurrency,
-		MaxPending:       w.cfg.MaxInFlight,
+		MaxInFlight:       w.cfg.MaxInFlight,
 		RetryInitial:     w.cfg.RetryInitial,
 		RetryMaxInterval: w.cfg.RetryMaxInterval,
 		RetryMaxElapsed:  w.cfg.RetryMaxElapsed,
@@ -174,7 +174,7 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		MaxParticipants: w.cfg.MaxParticipants,
 		MaxDeliveries:   w.cfg.MaxDeliveries,
 		WorkerID:        w.cfg.WorkerID,
-	}, consumer.Deps{JetStream: js, Handler: w.disp, DeadLetters: pub, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
+	}, consumer.Deps{JetStream: js, Handler: w.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
 	if err != nil {
 		return err
 	}
