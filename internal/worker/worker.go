@@ -153,7 +153,7 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		MaxBatch:         w.cfg.MaxBatch,
 		Linger:           w.cfg.Linger,
 		APIConcurrency:   w.cfg.APIConcurrency,
-		MaxInFlight:       w.cfg.MaxInFlight,
+		MaxInFlight:      w.cfg.MaxInFlight,
 		RetryInitial:     w.cfg.RetryInitial,
 		RetryMaxInterval: w.cfg.RetryMaxInterval,
 		RetryMaxElapsed:  w.cfg.RetryMaxElapsed,
