@@ -11,11 +11,13 @@ import (
 // calls are not made (their requests are handed back until the next probe)
 // and the consumer stops pulling. After a cool-down one probe call goes
 // through; its success closes the breaker, its failure opens it again with
-// a doubled cool-down.
+// a doubled cool-down. While it is open, it also decides when a request
+// may be let in so that the probe has a call to make (admitProbe).
 type breaker struct {
 	threshold   int
 	minCooldown time.Duration
 	maxCooldown time.Duration
+	admitEvery  time.Duration // least time between two requests admitted for a probe
 	onChange    func(open bool)
 	now         func() time.Time
 
@@ -25,12 +27,13 @@ type breaker struct {
 	until    time.Time // when the next probe may go
 	cooldown time.Duration
 	probing  bool
+	admitted time.Time     // when the last request was admitted for a probe
 	changed  chan struct{} // closed and replaced when the state changes
 }
 
-func newBreaker(threshold int, minCooldown, maxCooldown time.Duration, onChange func(bool)) *breaker {
-	return &breaker{threshold: threshold, minCooldown: minCooldown, maxCooldown: maxCooldown,
-		onChange: onChange, now: time.Now, changed: make(chan struct{})}
+func newBreaker(threshold int, minCooldown, maxCooldown, admitEvery time.Duration, now func() time.Time, onChange func(bool)) *breaker {
+	return &breaker{threshold: threshold, minCooldown: minCooldown, maxCooldown: maxCooldown, admitEvery: admitEvery,
+		onChange: onChange, now: now, changed: make(chan struct{})}
 }
 
 // isOpen reports whether calls are held back.
@@ -73,19 +76,25 @@ func (b *breaker) acquire() (ok bool, retryIn time.Duration) {
 	return false, b.until.Sub(now)
 }
 
-// probeDue reports, while the breaker is open, whether a probe may go now
-// (and no probe is under way), or else how long until it may.
-func (b *breaker) probeDue() (due bool, in time.Duration) {
+// admitProbe reports whether one more request may be let in while the
+// breaker is open, so that a probe that is due (with none under way) has a
+// call to make: at most one each admitEvery, however many goroutines ask.
+// Otherwise it says how long until one may be.
+func (b *breaker) admitProbe() (ok bool, in time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.open || b.probing {
 		return false, b.maxCooldown
 	}
 	now := b.now()
-	if !now.Before(b.until) {
-		return true, 0
+	if now.Before(b.until) {
+		return false, b.until.Sub(now)
 	}
-	return false, b.until.Sub(now)
+	if since := now.Sub(b.admitted); since < b.admitEvery {
+		return false, b.admitEvery - since
+	}
+	b.admitted = now
+	return true, 0
 }
 
 // record takes the answer of one call: outage reports whether it was an

@@ -61,12 +61,17 @@ type Config struct {
 	// retries_exhausted. Defaults to 1h.
 	DeferMax time.Duration
 	// GoneMemory is how long a conference whose meeting was found ended or
-	// missing (or not ready) is answered from memory, without calls.
-	// Defaults to 30s.
+	// missing is answered from memory, without calls. (A conference whose
+	// meeting was found not ready, or whose calls the circuit breaker held
+	// back, is answered from memory for as long as its requests are handed
+	// back for, whatever GoneMemory says.) Defaults to 30s.
 	GoneMemory time.Duration
 	// WorkerID names this worker in outcome events. Required.
 	WorkerID string
-	// Now returns the current time. Defaults to time.Now.
+	// Now returns the current time. Every instant the dispatcher decides
+	// by comes from it: linger, expiry, retry budgets, hand-back limits,
+	// the memory, the breaker and the rate limiter; only the waits
+	// themselves run on real timers. Defaults to time.Now.
 	Now func() time.Time
 }
 

@@ -10,7 +10,8 @@ import (
 
 // limiter caps the rate of API calls. It starts at the configured rate (or
 // none) and adapts to the vendor's flow control, judged per one-second
-// window: when more than a tenth of a window's answers (and at least five)
+// window: when more than a tenth of a window's answers of every kind
+// (successes, flow control, server errors, no answer), and at least five,
 // are flow control, the limit drops to 70% of the rate that window
 // achieved; every other window raises it by a quarter, back to the
 // configured rate or to none. A few scattered flow-control answers are left
@@ -35,8 +36,8 @@ const (
 	throttleMinimum = 5
 )
 
-func newLimiter(callsPerSecond float64, onSet func(float64)) *limiter {
-	l := &limiter{ceiling: rate.Inf, onSet: onSet, now: time.Now}
+func newLimiter(callsPerSecond float64, now func() time.Time, onSet func(float64)) *limiter {
+	l := &limiter{ceiling: rate.Inf, onSet: onSet, now: now}
 	if callsPerSecond > 0 {
 		l.ceiling = rate.Limit(callsPerSecond)
 	}
@@ -66,13 +67,9 @@ func (l *limiter) current() rate.Limit {
 	return l.lim.Limit()
 }
 
-// throttled takes a flow-control answer.
-func (l *limiter) throttled() { l.answer(true) }
-
-// succeeded takes any other answer.
-func (l *limiter) succeeded() { l.answer(false) }
-
-func (l *limiter) answer(throttled bool) {
+// answered takes the answer of one call, whatever it was: flowControl
+// reports whether it was flow control.
+func (l *limiter) answered(flowControl bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -84,7 +81,7 @@ func (l *limiter) answer(throttled bool) {
 		l.window, l.answers, l.throttles = now, 0, 0
 	}
 	l.answers++
-	if throttled {
+	if flowControl {
 		l.throttles++
 	}
 }

@@ -78,7 +78,6 @@ type idOutcome struct {
 // goroutine after.
 type request struct {
 	job         Job
-	arrivedAt   time.Time
 	remaining   int // IDs whose outcome is not yet known
 	expired     bool
 	aborted     bool
@@ -106,8 +105,8 @@ type invalidMessage struct {
 	msgID      string
 }
 
-func newRequest(job Job, now time.Time) *request {
-	return &request{job: job, arrivedAt: now, seenCalls: make(map[*callRecord]struct{})}
+func newRequest(job Job) *request {
+	return &request{job: job, seenCalls: make(map[*callRecord]struct{})}
 }
 
 func (r *request) expiredAt(now time.Time) bool {

@@ -98,117 +98,125 @@ func (nopPublisher) PublishDeadLetter(context.Context, *schemas.DeadLetter, stri
 	return nil
 }
 
-// Table: what the vendor does with tokens → the calls made, the tokens
+// tokenCase: what the vendor does with tokens → the calls made, the tokens
 // reported rejected, and what became of each ID. No NATS, no HTTP: the
 // call chain of one batch against fakes.
+type tokenCase struct {
+	name        string
+	header      []string // tokens from the requests, newest first
+	valid       []string // header tokens the vendor accepts
+	expireEvery int
+	refuseFresh bool
+	noSource    bool
+	sourceErr   error
+	ids         []string
+
+	wantKind        idKind
+	wantReason      schemas.DeadLetterReason
+	wantCalls       int // -1: any
+	wantInvalidated int // -1: any
+	wantRemember    bool
+}
+
+var (
+	tokenChainIDs = []string{"a", "gone-1", "b", "gone-2", "c", "gone-3", "d", "gone-4"}
+	// tokenChain is how many calls the split of tokenChainIDs takes:
+	// halving pins the four gone IDs in 1 + 2 + 4 + 8 calls.
+	tokenChain = 15
+)
+
+var tokenCases = []tokenCase{
+	{
+		name: "source token, no expiry", ids: tokenChainIDs,
+		wantKind: idDisconnected, wantCalls: tokenChain, wantInvalidated: 0,
+	},
+	{
+		// A token's life is three calls: the chain gets a new token
+		// whenever one expires, at the cost of one refused call each.
+		name: "tokens expire again and again within one chain", ids: tokenChainIDs, expireEvery: 3,
+		wantKind: idDisconnected, wantCalls: tokenChain + (tokenChain-1)/3, wantInvalidated: (tokenChain - 1) / 3,
+	},
+	{
+		name: "every call expires its token", ids: tokenChainIDs, expireEvery: 1,
+		wantKind: idDisconnected, wantCalls: 2*tokenChain - 1, wantInvalidated: tokenChain - 1,
+	},
+	{
+		name: "fresh tokens refused on first use are bounded, then handed back", ids: []string{"a"}, refuseFresh: true,
+		wantKind: idDeferred, wantCalls: maxRefusals, wantInvalidated: maxRefusals, wantRemember: true,
+	},
+	{
+		name: "header token first", header: []string{"hdr"}, valid: []string{"hdr"}, ids: []string{"a", "b"},
+		wantKind: idDisconnected, wantCalls: 1, wantInvalidated: 0,
+	},
+	{
+		name: "rejected header tokens fall back to the source", header: []string{"hdr-2", "hdr-1"}, ids: []string{"a", "b"},
+		wantKind: idDisconnected, wantCalls: 3, wantInvalidated: 0,
+	},
+	{
+		name: "rejected header tokens and no source fail", header: []string{"hdr-2", "hdr-1"}, noSource: true, ids: []string{"a"},
+		wantKind: idFailed, wantReason: schemas.ReasonRejected, wantCalls: 2, wantInvalidated: 0,
+	},
+	{
+		name: "a header token that expires mid-chain is followed by the source", header: []string{"hdr"}, valid: []string{"hdr"}, expireEvery: 2, ids: tokenChainIDs,
+		wantKind: idDisconnected, wantCalls: -1, wantInvalidated: -1,
+	},
+	{
+		name: "no credentials fails without a call", sourceErr: fmt.Errorf("%w for conference c", ErrNoCredentials), ids: []string{"a"},
+		wantKind: idFailed, wantReason: schemas.ReasonRejected, wantCalls: 0, wantInvalidated: 0,
+	},
+	{
+		name: "credentials store unreachable hands back", sourceErr: errors.New("bucket unreachable"), ids: []string{"a"},
+		wantKind: idDeferred, wantCalls: 0, wantInvalidated: 0, wantRemember: true,
+	},
+	{
+		name: "the token API says the meeting is gone", ids: []string{"a"},
+		sourceErr: &meetingclient.APIError{Op: meetingclient.OpCreateToken, Status: 400, Code: "MMC.111070005", Class: meetingclient.ClassMeetingGone},
+		wantKind:  idFailed, wantReason: schemas.ReasonRejected, wantCalls: 0, wantInvalidated: 0, wantRemember: true,
+	},
+}
+
 func TestCallChainTokens(t *testing.T) {
-	ids := []string{"a", "gone-1", "b", "gone-2", "c", "gone-3", "d", "gone-4"}
-	const chain = 15 // calls the split of ids takes
-	tests := []struct {
-		name        string
-		header      []string // tokens from the requests, newest first
-		valid       []string // header tokens the vendor accepts
-		expireEvery int
-		refuseFresh bool
-		noSource    bool
-		sourceErr   error
-		ids         []string
-
-		wantKind        idKind
-		wantReason      schemas.DeadLetterReason
-		wantCalls       int // -1: any
-		wantInvalidated int // -1: any
-	}{
-		{
-			// Halving pins the four gone IDs: 1 + 2 + 4 + 8 calls.
-			name: "source token, no expiry", ids: ids,
-			wantKind: idDisconnected, wantCalls: chain, wantInvalidated: 0,
-		},
-		{
-			// A token's life is three calls: the chain gets a new token
-			// whenever one expires, at the cost of one refused call each.
-			name: "tokens expire again and again within one chain", ids: ids, expireEvery: 3,
-			wantKind: idDisconnected, wantCalls: chain + (chain-1)/3, wantInvalidated: (chain - 1) / 3,
-		},
-		{
-			name: "every call expires its token", ids: ids, expireEvery: 1,
-			wantKind: idDisconnected, wantCalls: 2*chain - 1, wantInvalidated: chain - 1,
-		},
-		{
-			name: "fresh tokens refused on first use are bounded, then handed back", ids: []string{"a"}, refuseFresh: true,
-			wantKind: idDeferred, wantCalls: maxRefusals, wantInvalidated: maxRefusals,
-		},
-		{
-			name: "header token first", header: []string{"hdr"}, valid: []string{"hdr"}, ids: []string{"a", "b"},
-			wantKind: idDisconnected, wantCalls: 1, wantInvalidated: 0,
-		},
-		{
-			name: "rejected header tokens fall back to the source", header: []string{"hdr-2", "hdr-1"}, ids: []string{"a", "b"},
-			wantKind: idDisconnected, wantCalls: 3, wantInvalidated: 0,
-		},
-		{
-			name: "rejected header tokens and no source fail", header: []string{"hdr-2", "hdr-1"}, noSource: true, ids: []string{"a"},
-			wantKind: idFailed, wantReason: schemas.ReasonRejected, wantCalls: 2, wantInvalidated: 0,
-		},
-		{
-			name: "a header token that expires mid-chain is followed by the source", header: []string{"hdr"}, valid: []string{"hdr"}, expireEvery: 2, ids: ids,
-			wantKind: idDisconnected, wantCalls: -1, wantInvalidated: -1,
-		},
-		{
-			name: "no credentials fails without a call", sourceErr: fmt.Errorf("%w for conference c", ErrNoCredentials), ids: []string{"a"},
-			wantKind: idFailed, wantReason: schemas.ReasonRejected, wantCalls: 0, wantInvalidated: 0,
-		},
-		{
-			name: "credentials store unreachable hands back", sourceErr: errors.New("bucket unreachable"), ids: []string{"a"},
-			wantKind: idDeferred, wantCalls: 0, wantInvalidated: 0,
-		},
-		{
-			name: "the token API says the meeting is gone", ids: []string{"a"},
-			sourceErr: &meetingclient.APIError{Op: meetingclient.OpCreateToken, Status: 400, Code: "MMC.111070005", Class: meetingclient.ClassMeetingGone},
-			wantKind:  idFailed, wantReason: schemas.ReasonRejected, wantCalls: 0, wantInvalidated: 0,
-		},
+	for _, tt := range tokenCases {
+		t.Run(tt.name, func(t *testing.T) { runTokenCase(t, tt) })
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			vendor := &tokenVendor{valid: map[string]bool{}, expireEvery: tt.expireEvery}
-			for _, tok := range tt.valid {
-				vendor.valid[tok] = true
-			}
-			supply := &tokenSupply{vendor: vendor, refuseFresh: tt.refuseFresh, err: tt.sourceErr}
-			deps := Deps{API: vendor, Publisher: nopPublisher{}, Tokens: supply}
-			if tt.noSource {
-				deps.Tokens = nil
-			}
-			d, err := New(Config{WorkerID: "w"}, deps)
-			require.NoError(t, err)
-			b := &batch{id: "w-1", conference: "c", ids: tt.ids, tokens: tt.header}
+}
 
-			out := d.execute(t.Context(), b)
-
-			for _, id := range tt.ids {
-				o := out.outcomes[id]
-				require.NotNil(t, o, "ID %s undecided", id)
-				want := tt.wantKind
-				if want == idDisconnected && strings.HasPrefix(id, "gone-") {
-					want = idGone
-				}
-				require.Equal(t, want, o.kind, "ID %s", id)
-				if want == idFailed {
-					require.Equal(t, tt.wantReason, o.reason)
-				}
-			}
-			if tt.wantCalls >= 0 {
-				require.Len(t, vendor.calls, tt.wantCalls, "calls with tokens %v", vendor.calls)
-			}
-			if tt.wantInvalidated >= 0 {
-				require.Len(t, supply.invalidated, tt.wantInvalidated)
-			}
-			for _, tok := range supply.invalidated {
-				require.Contains(t, out.rejected, tok, "a source token refused is reported")
-			}
-			if tt.name == "the token API says the meeting is gone" {
-				require.NotNil(t, out.remember, "a gone meeting is remembered for the conference")
-			}
-		})
+func runTokenCase(t *testing.T, tt tokenCase) {
+	vendor := &tokenVendor{valid: map[string]bool{}, expireEvery: tt.expireEvery}
+	for _, tok := range tt.valid {
+		vendor.valid[tok] = true
 	}
+	supply := &tokenSupply{vendor: vendor, refuseFresh: tt.refuseFresh, err: tt.sourceErr}
+	deps := Deps{API: vendor, Publisher: nopPublisher{}, Tokens: supply}
+	if tt.noSource {
+		deps.Tokens = nil
+	}
+	d, err := New(Config{WorkerID: "w"}, deps)
+	require.NoError(t, err)
+	b := &batch{id: "w-1", conference: "c", ids: tt.ids, tokens: tt.header}
+
+	out := d.batcher.caller.execute(t.Context(), b)
+
+	for _, id := range tt.ids {
+		o := out.outcomes[id]
+		require.NotNil(t, o, "ID %s undecided", id)
+		want := tt.wantKind
+		if want == idDisconnected && strings.HasPrefix(id, "gone-") {
+			want = idGone
+		}
+		require.Equal(t, want, o.kind, "ID %s", id)
+		if want == idFailed {
+			require.Equal(t, tt.wantReason, o.reason)
+		}
+	}
+	if tt.wantCalls >= 0 {
+		require.Len(t, vendor.calls, tt.wantCalls, "calls with tokens %v", vendor.calls)
+	}
+	if tt.wantInvalidated >= 0 {
+		require.Len(t, supply.invalidated, tt.wantInvalidated)
+	}
+	for _, tok := range supply.invalidated {
+		require.Contains(t, out.rejected, tok, "a source token refused is reported")
+	}
+	require.Equal(t, tt.wantRemember, out.remember != nil, "remembered for the conference")
 }

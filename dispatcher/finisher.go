@@ -1,0 +1,196 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hangup-dev/hangup/outcome"
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+// finisher settles each decided request in a goroutine of its own, which
+// it starts and waits for: it publishes the outcome, then acks the
+// message; or it hands the message back to be delivered again.
+type finisher struct {
+	cfg     Config
+	pub     Publisher
+	defers  Deferrals
+	metrics *metrics
+	log     *zap.Logger
+	// release frees the request's slot once its message is settled.
+	release func()
+
+	// ctx bounds every publish and ack; cancel ends it when the shutdown
+	// deadline passes. It belongs to the finisher, not to a caller.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newFinisher(cfg Config, pub Publisher, defers Deferrals, m *metrics, log *zap.Logger, release func()) *finisher {
+	f := &finisher{cfg: cfg, pub: pub, defers: defers, metrics: m, log: log, release: release}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	return f
+}
+
+// start settles r in a goroutine of its own.
+func (f *finisher) start(r *request) {
+	f.wg.Add(1)
+	go f.finish(r)
+}
+
+// wait waits for every request started to be settled, or for ctx to end;
+// then it cancels the publishes under way, waits for them, and returns
+// ctx's error.
+func (f *finisher) wait(ctx context.Context) error {
+	finished := make(chan struct{})
+	go func() {
+		f.wg.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+		f.cancel()
+		<-finished
+		return ctx.Err()
+	}
+}
+
+// finish publishes the outcome of r, then acks its message: the result
+// first, then the dead letter (for a failed request), then the ack. A
+// request whose call was cancelled by shutdown, or whose meeting is not
+// ready, is handed back instead.
+func (f *finisher) finish(r *request) {
+	defer f.wg.Done()
+	defer f.release()
+	if r.invalid != nil {
+		f.finishInvalid(r.job.Msg, r.invalid)
+		return
+	}
+	req := r.job.Request
+	log := f.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
+	if r.aborted {
+		// Not the message's fault: the redelivery does not count towards
+		// the delivery limit.
+		r.deferDelay = 0
+		f.handBack(r, log)
+		log.Info("request handed back for redelivery: shutdown deadline passed during its call")
+		return
+	}
+	now := f.cfg.Now()
+	if r.deferDelay > 0 && !r.expired && !f.giveUp(r, now) {
+		f.handBack(r, log)
+		return
+	}
+	f.publish(r, now, log)
+}
+
+// giveUp reports whether a deferred request has waited past DeferMax, and
+// turns its deferred IDs into failures if so.
+func (f *finisher) giveUp(r *request, now time.Time) bool {
+	waited := now.Sub(r.job.Source.ReceivedAt)
+	if r.job.Source.ReceivedAt.IsZero() || waited < f.cfg.DeferMax {
+		return false
+	}
+	r.failText = fmt.Sprintf("handed back for later for %s, as the meeting was not ready or its control tokens were refused (last answer: %s); given up after the %s limit. Republish the request once the meeting is running and its credentials work.",
+		waited.Round(time.Second), r.failedBy.message, f.cfg.DeferMax)
+	r.giveUp()
+	return true
+}
+
+// publish publishes the outcome of a decided request and acks it.
+//
+// The result goes first: if the stream already holds one for this request
+// (decided before, the ack lost in a crash or a NATS restart), that first
+// result counts, and a dead letter follows only if it was a failure. So a
+// request never has a succeeded result and a dead letter, and a crash
+// between the two publishes is repaired by the redelivery.
+func (f *finisher) publish(r *request, now time.Time, log *zap.Logger) {
+	req := r.job.Request
+	res := r.result(now, f.cfg.WorkerID)
+	var first *schemas.Result
+	err := f.retry(func(ctx context.Context) error {
+		var err error
+		first, err = f.pub.PublishResult(ctx, res)
+		return err
+	})
+	if err != nil {
+		log.Error("result not published; the message will be redelivered", zap.Error(err))
+		return
+	}
+	if first != nil {
+		log.Info("request was decided before; its first result stands",
+			zap.String("firstStatus", string(first.Status)), zap.String("thisStatus", string(res.Status)))
+		res = first
+	}
+	if res.Status == schemas.StatusFailed {
+		dl := r.deadLetterFor(res, now, f.cfg.WorkerID)
+		if err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(ctx, dl, req.RequestID) }); err != nil {
+			log.Error("dead letter not published; the message will be redelivered", zap.Error(err))
+			return
+		}
+		f.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
+	}
+	if err := f.retry(r.job.Msg.DoubleAck); err != nil {
+		log.Warn("ack not confirmed; a redelivery will find the outcome already published", zap.Error(err))
+	}
+	f.metrics.requests.WithLabelValues(string(res.Status)).Inc()
+	if !res.ReceivedAt.IsZero() {
+		f.metrics.latency.Observe(res.CompletedAt.Sub(res.ReceivedAt).Seconds())
+	}
+	log.Debug("request completed", zap.String("status", string(res.Status)),
+		zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+}
+
+// finishInvalid publishes the dead letter of an invalid message, then
+// acks it; if the publish fails the message is handed back to be tried
+// again later.
+func (f *finisher) finishInvalid(msg Message, inv *invalidMessage) {
+	dl := inv.deadLetter
+	log := f.log.With(zap.String("subject", dl.Subject), zap.Uint64("streamSequence", dl.StreamSequence))
+	err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(ctx, dl, inv.msgID) })
+	if err != nil {
+		log.Error("dead letter not published; message handed back", zap.Error(err))
+		if nerr := msg.NakWithDelay(time.Second); nerr != nil {
+			log.Debug("hand back", zap.Error(nerr))
+		}
+		return
+	}
+	log.Info("invalid request dead-lettered", zap.String("error", dl.Error))
+	if err := f.retry(msg.DoubleAck); err != nil {
+		log.Warn("ack not confirmed; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
+	}
+}
+
+// handBack releases a deferred request's message for redelivery after its
+// delay, first recording the deferral so that it does not count as a
+// failed delivery.
+func (f *finisher) handBack(r *request, log *zap.Logger) {
+	src := r.job.Source
+	if f.defers != nil && src.Stream != "" {
+		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.PublishTimeout)
+		err := f.defers.Record(ctx, src.Stream, src.StreamSequence)
+		cancel()
+		if err != nil {
+			log.Warn("deferral not recorded; this redelivery will count towards the delivery limit", zap.Error(err))
+		}
+	}
+	if err := r.job.Msg.NakWithDelay(r.deferDelay); err != nil {
+		log.Warn("hand back", zap.Error(err))
+	}
+	if r.deferDelay > 0 {
+		f.metrics.deferred.Inc()
+	}
+	log.Debug("request handed back for later", zap.Duration("delay", r.deferDelay))
+}
+
+// retry runs fn with outcome.Retry until the shutdown deadline.
+func (f *finisher) retry(fn func(ctx context.Context) error) error {
+	return outcome.Retry(f.ctx, f.cfg.PublishTimeout, fn)
+}
