@@ -151,13 +151,16 @@ type Consumer struct {
 	decode  schemas.DecodeOptions
 	metrics *metrics
 
-	mu      sync.Mutex
-	started bool
-	stopped bool
-	cons    jetstream.Consumer
+	// mu guards the state transitions below and nothing else: it is never
+	// held across a network call or a wait.
+	mu       sync.Mutex
+	starting bool // Start is binding to the durable
+	started  bool // the pull loop was started
+	stopped  bool
+	cons     jetstream.Consumer
 	// stopping is closed when Stop begins: the loop finishes the pull in
 	// hand and ends. stopCtx ends with it, so that a wait for the
-	// dispatcher's capacity ends too.
+	// dispatcher's capacity (or a Start's bind) ends too.
 	stopping   chan struct{}
 	stopCtx    context.Context
 	stopCancel context.CancelFunc
@@ -201,15 +204,30 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}, nil
 }
 
-// Start binds to the durable consumer and starts the pull loop.
+// Start binds to the durable consumer and starts the pull loop. A Stop
+// that begins meanwhile ends the bind; Start then returns an error and
+// starts nothing. A Start that failed may be tried again.
 func (c *Consumer) Start(ctx context.Context) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.started || c.stopped {
+	if c.starting || c.started || c.stopped {
+		c.mu.Unlock()
 		return errors.New("consumer: already started or stopped")
 	}
+	c.starting = true
+	c.mu.Unlock()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.stopCtx, cancel)()
 	cons, err := c.deps.JetStream.Consumer(ctx, c.cfg.Stream, c.cfg.Durable)
-	if err != nil {
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.starting = false
+	switch {
+	case c.stopped:
+		return errors.New("consumer: stopped while starting")
+	case err != nil:
 		return fmt.Errorf("bind consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
 	c.cons = cons
@@ -224,15 +242,15 @@ func (c *Consumer) Start(ctx context.Context) error {
 // ended; it is idempotent and safe before Start.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
+	started := c.started
 	if c.stopped {
 		c.mu.Unlock()
-		if c.started {
+		if started {
 			<-c.done
 		}
 		return nil
 	}
 	c.stopped = true
-	started := c.started
 	close(c.stopping)
 	c.stopCancel()
 	c.mu.Unlock()

@@ -1,8 +1,18 @@
 // Package consumer pulls disconnect requests from the durable JetStream
 // consumer, decodes and validates each one, and hands the valid ones to the
-// dispatcher. It owns the pull loop and the messages until hand-over: an
-// invalid message is dead-lettered here (dead letter published and
-// confirmed, then acked), and a message delivered too often is handed to
-// the dispatcher to fail without an API call. It never calls the vendor API
-// and never publishes results of valid requests.
+// dispatcher.
+//
+// It owns the bind to the durable (Start), the pull loop and its goroutine
+// (stopped and waited for by Stop), and the messages until hand-over. Each
+// pull asks for no more messages than the Handler's Capacity allows (and
+// at most FetchBatch), so that no message waits unattended in a client-side
+// buffer. An invalid message is handed to the Handler with its dead letter
+// (the Handler publishes it and acks), and a message delivered too often is
+// handed to it to fail without an API call. The times it writes into dead
+// letters come from Config.Now. Its lock guards only the started and
+// stopped state: no network call or wait happens under it, so Stop never
+// waits behind a Start's bind (it ends it).
+//
+// It never calls the vendor API, never publishes or acks results of valid
+// requests, and never creates streams or consumers.
 package consumer

@@ -57,12 +57,7 @@ const maxDeliveriesShare = 0.02
 const soakMaxDeliveries = 10
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Idle keep-alive connections of the HTTP clients close a moment
-		// after CloseIdleConnections.
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 // plan is the size of a run and its chaos schedule.

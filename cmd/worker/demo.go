@@ -30,10 +30,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&cfg.Strict, "strict", false, "simulator rejects whole calls naming someone not online")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "seed of the load and the faults")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "give up after this long")
-	fs.IntVar(&w.MaxBatch, "max-batch", 100, "most participant IDs per API call")
-	fs.DurationVar(&w.Linger, "linger", 50*time.Millisecond, "how long a batch waits for more IDs")
-	fs.IntVar(&w.APIConcurrency, "api-concurrency", 32, "most API calls in flight")
-	fs.IntVar(&w.MaxInFlight, "max-in-flight", 1000, "most requests held by the worker")
+	d := runDefaults()
+	fs.IntVar(&w.MaxBatch, "max-batch", d.MaxBatch, "most participant IDs per API call")
+	fs.DurationVar(&w.Linger, "linger", d.Linger, "how long a batch waits for more IDs")
+	fs.IntVar(&w.APIConcurrency, "api-concurrency", d.APIConcurrency, "most API calls in flight")
+	fs.IntVar(&w.MaxInFlight, "max-in-flight", d.MaxInFlight, "most requests held by the worker")
 	fs.StringVar(&logLevel, "log-level", "warn", "worker log level (logs go to stderr)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

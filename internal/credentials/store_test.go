@@ -498,15 +498,24 @@ func TestTokenReadsRotatedPassword(t *testing.T) {
 }
 
 // A call that waits for another call's fetch does not fail because that
-// call gave up.
+// call gave up: it looks again, and makes the token call itself.
 func TestTokenOutlivesCanceledFetcher(t *testing.T) {
-	entered := make(chan struct{})
-	var first atomic.Bool
-	var api blockingAPI
-	api.entered = entered
-	api.first = &first
+	api := &blockingAPI{entered: make(chan struct{})}
+	// The Store reads its clock under its lock, just before it looks for
+	// a fetch in flight: the first reading once the fetcher is blocked is
+	// the waiter's, and the fetch cannot end before the waiter has found
+	// it.
+	var armed atomic.Bool
+	waiting := make(chan struct{})
 	e := newEnv(t, func(c *envConfig) {
-		c.api = func(next credentials.TokenAPI) credentials.TokenAPI { api.next = next; return &api }
+		c.api = func(next credentials.TokenAPI) credentials.TokenAPI { api.next = next; return api }
+		now := c.store.Now
+		c.store.Now = func() time.Time {
+			if armed.CompareAndSwap(true, false) {
+				close(waiting)
+			}
+			return now()
+		}
 	})
 	e.running(confID)
 
@@ -516,7 +525,8 @@ func TestTokenOutlivesCanceledFetcher(t *testing.T) {
 		_, err := e.store.Token(ctx, confID)
 		fetcherErr <- err
 	}()
-	<-entered
+	<-api.entered
+	armed.Store(true)
 	waiter := make(chan string, 1)
 	go func() {
 		tok, err := e.store.Token(t.Context(), confID)
@@ -525,26 +535,52 @@ func TestTokenOutlivesCanceledFetcher(t *testing.T) {
 		}
 		waiter <- tok
 	}()
+	<-waiting
 	cancel()
 	require.ErrorIs(t, <-fetcherErr, context.Canceled)
 	tok := <-waiter
 	require.True(t, strings.HasPrefix(tok, "stb"), tok)
+	calls, most := api.counts()
+	require.Equal(t, 2, calls, "the fetcher's call, then the waiter's")
+	require.Equal(t, 1, most, "the waiter waited for the fetch instead of starting its own")
 }
 
-// blockingAPI blocks its first call until the call's context ends.
+// blockingAPI blocks its first call until the call's context ends, and
+// counts the calls.
 type blockingAPI struct {
 	next    credentials.TokenAPI
 	entered chan struct{}
-	first   *atomic.Bool
+
+	mu       sync.Mutex
+	calls    int
+	inFlight int
+	most     int // calls in flight at once, at most
 }
 
 func (a *blockingAPI) CreateConfToken(ctx context.Context, conf, pw string, opts ...meetingclient.TokenOption) (*meetingclient.ConfToken, error) {
-	if a.first.CompareAndSwap(false, true) {
+	a.mu.Lock()
+	a.calls++
+	first := a.calls == 1
+	a.inFlight++
+	a.most = max(a.most, a.inFlight)
+	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		a.inFlight--
+		a.mu.Unlock()
+	}()
+	if first {
 		close(a.entered)
 		<-ctx.Done()
 		return nil, fmt.Errorf("create token: %w", ctx.Err())
 	}
 	return a.next.CreateConfToken(ctx, conf, pw, opts...)
+}
+
+func (a *blockingAPI) counts() (calls, most int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls, a.most
 }
 
 func TestTokenContextEnded(t *testing.T) {

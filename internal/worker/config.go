@@ -13,6 +13,7 @@ import (
 	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
+	"github.com/hangup-dev/hangup/schemas"
 )
 
 // Config is every setting of a worker. cmd/worker fills it from flags and
@@ -87,7 +88,10 @@ type Config struct {
 	HTTPAddr string
 }
 
-// SetDefaults fills in what is empty.
+// SetDefaults fills in what is empty. It is the one place the worker's
+// defaults are written down: cmd/worker takes its flags' defaults from it,
+// and the parts (dispatcher, consumer, meeting API client) receive values,
+// never zeros, for the settings the worker has.
 func (c *Config) SetDefaults() {
 	if c.NATSURL == "" {
 		c.NATSURL = "nats://127.0.0.1:4222"
@@ -96,7 +100,16 @@ func (c *Config) SetDefaults() {
 		c.APIBaseURL = meetingclient.DefaultBaseURL
 	}
 	if c.APITimeout == 0 {
-		c.APITimeout = 10 * time.Second
+		c.APITimeout = meetingclient.DefaultTimeout
+	}
+	if c.APIConcurrency == 0 {
+		c.APIConcurrency = 32
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = 100
+	}
+	if c.Linger == 0 {
+		c.Linger = 50 * time.Millisecond
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1000
@@ -104,11 +117,32 @@ func (c *Config) SetDefaults() {
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = max(10000, c.MaxInFlight)
 	}
-	if c.TokenBucket == "" {
-		c.TokenBucket = credentials.DefaultTokenBucket
+	if c.BreakerThreshold == 0 {
+		c.BreakerThreshold = 20
+	}
+	if c.DeferInitial == 0 {
+		c.DeferInitial = 5 * time.Second
 	}
 	if c.DeferMax == 0 {
 		c.DeferMax = time.Hour
+	}
+	if c.TokenBucket == "" {
+		c.TokenBucket = credentials.DefaultTokenBucket
+	}
+	if c.MaxParticipants == 0 {
+		c.MaxParticipants = schemas.DefaultMaxParticipants
+	}
+	if c.MaxDeliveries == 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.RetryInitial == 0 {
+		c.RetryInitial = 200 * time.Millisecond
+	}
+	if c.RetryMaxInterval == 0 {
+		c.RetryMaxInterval = 10 * time.Second
+	}
+	if c.RetryMaxElapsed == 0 {
+		c.RetryMaxElapsed = 2 * time.Minute
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 25 * time.Second
@@ -129,37 +163,48 @@ func (c *Config) SetDefaults() {
 }
 
 // Validate checks what the parts' own constructors do not: what spans
-// several parts. Each error names the setting.
+// several parts, and the topology. Each error is a *SettingError.
 func (c *Config) Validate() error {
 	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &SettingError{Field: field, Err: fmt.Errorf(format, args...)})
+	}
 	for i, raw := range strings.Split(c.NATSURL, ",") {
 		// The value is not quoted back: a NATS URL may carry a password.
 		if u, err := url.Parse(strings.TrimSpace(raw)); err != nil || u.Host == "" {
-			errs = append(errs, fmt.Errorf("NATSURL: entry %d is not a NATS URL such as nats://host:4222", i+1))
+			bad("NATSURL", "entry %d is not a NATS URL such as nats://host:4222", i+1)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {
-		errs = append(errs, fmt.Errorf("ShutdownTimeout: must be positive, got %s", c.ShutdownTimeout))
+		bad("ShutdownTimeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
 	if c.MaxInFlight < 1 {
-		errs = append(errs, fmt.Errorf("MaxInFlight: must be at least 1, got %d", c.MaxInFlight))
+		bad("MaxInFlight", "must be at least 1, got %d", c.MaxInFlight)
 	}
 	if c.MaxAckPending < c.MaxInFlight {
-		errs = append(errs, fmt.Errorf("MaxAckPending: must be at least MaxInFlight (%d), got %d", c.MaxInFlight, c.MaxAckPending))
+		bad("MaxAckPending", "must be at least MaxInFlight (%d), got %d", c.MaxInFlight, c.MaxAckPending)
 	}
 	if c.AckWait < 3*time.Second {
-		errs = append(errs, fmt.Errorf("AckWait: must be at least 3s, got %s", c.AckWait))
+		bad("AckWait", "must be at least 3s, got %s", c.AckWait)
 	}
 	if c.HTTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-			errs = append(errs, fmt.Errorf("HTTPAddr: %q is not host:port", c.HTTPAddr))
+			bad("HTTPAddr", "%q is not host:port", c.HTTPAddr)
 		}
 	}
 	if c.CredentialsBucket != "" && c.CredentialsBucket == c.TokenBucket {
-		errs = append(errs, fmt.Errorf("TokenBucket: must differ from CredentialsBucket, both are %q", c.TokenBucket))
+		bad("TokenBucket", "must differ from CredentialsBucket, both are %q", c.TokenBucket)
 	}
-	if err := c.Topology.Validate(); err != nil {
-		errs = append(errs, err)
+	// One error per setting: the rules above for AckWait and MaxAckPending
+	// are stricter than the topology's.
+	reported := map[string]bool{}
+	for _, err := range errs {
+		reported[err.(*SettingError).Field] = true
+	}
+	for _, err := range attribute("", c.Topology.Validate(), topologyFields) {
+		if se, ok := err.(*SettingError); !ok || !reported[se.Field] {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -46,9 +46,24 @@ type Worker struct {
 	log  *zap.Logger
 	reg  *prometheus.Registry
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
+	// mu guards the state transitions below and nothing else: it is never
+	// held across a network call or a wait.
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	// cancelStart ends the network calls of a Start in progress.
+	cancelStart context.CancelFunc
+	// parts is what Start assembled; nil until Start succeeds, and when it
+	// failed (it then shut down what it had made).
+	parts *parts
+	// startDone is closed when Start has set parts or given up.
+	startDone chan struct{}
+	// stopDone is closed when the first Stop has ended.
+	stopDone chan struct{}
+}
+
+// parts are what one Start assembles and Stop shuts down.
+type parts struct {
 	nc       *nats.Conn
 	api      *meetingclient.Client
 	disp     *dispatcher.Dispatcher
@@ -71,69 +86,77 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	return &Worker{cfg: cfg, deps: deps, log: deps.Logger, reg: reg}, nil
+	return &Worker{
+		cfg: cfg, deps: deps, log: deps.Logger, reg: reg,
+		startDone: make(chan struct{}),
+		stopDone:  make(chan struct{}),
+	}, nil
 }
 
+// errStoppedWhileStarting: Stop began while Start was still assembling the
+// worker; Stop shuts down what Start made.
+var errStoppedWhileStarting = errors.New("worker: stopped while starting")
+
 // Start connects, provisions the streams when asked, and starts pulling.
-// On error everything started so far is stopped again.
-func (w *Worker) Start(ctx context.Context) (err error) {
+// On error everything started so far is stopped again. A Stop that begins
+// meanwhile ends Start's network calls; Start then returns an error.
+func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.started || w.stopped {
+		w.mu.Unlock()
 		return errors.New("worker: already started or stopped")
 	}
 	w.started = true
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w.cancelStart = cancel
+	w.mu.Unlock()
+
+	p, err := w.assemble(ctx)
+	w.mu.Lock()
+	w.parts = p
+	stopped := w.stopped
+	w.mu.Unlock()
+	close(w.startDone)
+	switch {
+	case err != nil:
+		return err
+	case stopped:
+		return errStoppedWhileStarting
+	}
+	w.log.Info("worker started", zap.String("workerID", w.cfg.WorkerID),
+		zap.String("nats", p.nc.ConnectedUrlRedacted()), zap.String("api", w.cfg.APIBaseURL),
+		zap.String("stream", w.cfg.Topology.RequestStream), zap.String("durable", w.cfg.Topology.Durable))
+	return nil
+}
+
+// assemble makes and starts the parts in order. On error it shuts down
+// what it made and returns nil parts.
+func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
+	p := &parts{}
 	defer func() {
 		if err != nil {
-			w.shutdown(context.Background())
+			_ = p.shutdown(context.Background())
 		}
 	}()
-
-	w.nc = w.deps.Conn
-	if w.nc == nil {
-		opts := []nats.Option{
-			nats.Name("hangup-worker " + w.cfg.WorkerID),
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(500 * time.Millisecond),
-			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-				if err != nil && !nc.IsClosed() && !nc.IsDraining() {
-					w.log.Warn("NATS disconnected; reconnecting", zap.Error(err))
-				}
-			}),
-			nats.ReconnectHandler(func(nc *nats.Conn) {
-				w.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
-			}),
-		}
-		if w.cfg.NATSCredsFile != "" {
-			opts = append(opts, nats.UserCredentials(w.cfg.NATSCredsFile))
-		}
-		if w.nc, err = nats.Connect(w.cfg.NATSURL, opts...); err != nil {
-			return fmt.Errorf("connect to NATS: %w", err)
-		}
+	if p.nc, err = w.connect(); err != nil {
+		return nil, err
 	}
-	js, err := jetstream.New(w.nc)
+	js, err := jetstream.New(p.nc)
 	if err != nil {
-		return fmt.Errorf("JetStream: %w", err)
+		return nil, fmt.Errorf("JetStream: %w", err)
 	}
-	var ledger *deferral.Ledger
-	if w.cfg.Provision {
-		if err := topology.Ensure(ctx, js, w.cfg.Topology); err != nil {
-			return err
-		}
-		// Entries outlive the longest a request may be deferred.
-		if ledger, err = deferral.Ensure(ctx, js, deferral.DefaultBucket, 2*w.cfg.DeferMax, w.cfg.Topology.Replicas); err != nil {
-			return err
-		}
-	} else if ledger, err = deferral.Open(ctx, js, deferral.DefaultBucket); err != nil {
-		return fmt.Errorf("%w (create it, or start one worker with --provision)", err)
+	ledger, err := w.deferralLedger(ctx, js)
+	if err != nil {
+		return nil, err
 	}
-	w.api, err = meetingclient.New(meetingclient.Config{
+	p.api, err = meetingclient.New(meetingclient.Config{
 		BaseURL: w.cfg.APIBaseURL,
 		CAFile:  w.cfg.APICAFile,
 		Timeout: w.cfg.APITimeout,
 	})
 	if err != nil {
-		return fmt.Errorf("meeting API client: %w", err)
+		return nil, fmt.Errorf("meeting API client: %w", err)
 	}
 	pub, err := outcome.NewPublisher(outcome.Config{
 		ResultStream:            w.cfg.Topology.ResultStream,
@@ -141,59 +164,82 @@ func (w *Worker) Start(ctx context.Context) (err error) {
 		DeadLetterSubjectPrefix: w.cfg.Topology.DeadLetterSubjectPrefix,
 	}, js)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tokens := w.deps.Tokens
 	if tokens == nil && w.cfg.CredentialsBucket != "" {
-		if tokens, err = w.credentialStore(ctx, js); err != nil {
-			return err
+		if tokens, err = w.credentialStore(ctx, js, p.api); err != nil {
+			return nil, err
 		}
 	}
-	w.disp, err = dispatcher.New(dispatcher.Config{
-		MaxBatch:         w.cfg.MaxBatch,
-		Linger:           w.cfg.Linger,
-		APIConcurrency:   w.cfg.APIConcurrency,
-		MaxInFlight:      w.cfg.MaxInFlight,
-		RetryInitial:     w.cfg.RetryInitial,
-		RetryMaxInterval: w.cfg.RetryMaxInterval,
-		RetryMaxElapsed:  w.cfg.RetryMaxElapsed,
-		KeepAlive:        w.cfg.keepAlive(),
-		APIRate:          w.cfg.APIRate,
-		BreakerThreshold: w.cfg.BreakerThreshold,
-		DeferMax:         w.cfg.DeferMax,
-		DeferInitial:     w.cfg.DeferInitial,
-		WorkerID:         w.cfg.WorkerID,
-	}, dispatcher.Deps{API: w.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
+	p.disp, err = dispatcher.New(w.cfg.dispatcherConfig(),
+		dispatcher.Deps{API: p.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	w.cons, err = consumer.New(consumer.Config{
-		Stream:          w.cfg.Topology.RequestStream,
-		Durable:         w.cfg.Topology.Durable,
-		SubjectPrefix:   w.cfg.Topology.RequestSubjectPrefix,
-		MaxParticipants: w.cfg.MaxParticipants,
-		MaxDeliveries:   w.cfg.MaxDeliveries,
-		WorkerID:        w.cfg.WorkerID,
-	}, consumer.Deps{JetStream: js, Handler: w.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
+	p.cons, err = consumer.New(w.cfg.consumerConfig(),
+		consumer.Deps{JetStream: js, Handler: p.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := w.startHTTP(); err != nil {
-		return err
+	if err := w.startHTTP(p); err != nil {
+		return nil, err
 	}
-	if err := w.disp.Start(ctx); err != nil {
-		return err
+	if err := p.disp.Start(ctx); err != nil {
+		return nil, err
 	}
-	if err := w.cons.Start(ctx); err != nil {
-		return err
+	if err := p.cons.Start(ctx); err != nil {
+		return nil, err
 	}
-	w.log.Info("worker started", zap.String("workerID", w.cfg.WorkerID),
-		zap.String("nats", w.nc.ConnectedUrlRedacted()), zap.String("api", w.cfg.APIBaseURL),
-		zap.String("stream", w.cfg.Topology.RequestStream), zap.String("durable", w.cfg.Topology.Durable))
-	return nil
+	return p, nil
 }
 
-func (w *Worker) startHTTP() error {
+// connect returns Deps.Conn, or dials Config.NATSURL.
+func (w *Worker) connect() (*nats.Conn, error) {
+	if w.deps.Conn != nil {
+		return w.deps.Conn, nil
+	}
+	opts := []nats.Option{
+		nats.Name("hangup-worker " + w.cfg.WorkerID),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if err != nil && !nc.IsClosed() && !nc.IsDraining() {
+				w.log.Warn("NATS disconnected; reconnecting", zap.Error(err))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			w.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
+		}),
+	}
+	if w.cfg.NATSCredsFile != "" {
+		opts = append(opts, nats.UserCredentials(w.cfg.NATSCredsFile))
+	}
+	nc, err := nats.Connect(w.cfg.NATSURL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// deferralLedger provisions the streams and the deferral ledger when asked,
+// or opens the ledger.
+func (w *Worker) deferralLedger(ctx context.Context, js jetstream.JetStream) (*deferral.Ledger, error) {
+	if !w.cfg.Provision {
+		ledger, err := deferral.Open(ctx, js, deferral.DefaultBucket)
+		if err != nil {
+			return nil, fmt.Errorf("%w (create it, or start one worker with --provision)", err)
+		}
+		return ledger, nil
+	}
+	if err := topology.Ensure(ctx, js, w.cfg.Topology); err != nil {
+		return nil, err
+	}
+	// Entries outlive the longest a request may be deferred.
+	return deferral.Ensure(ctx, js, deferral.DefaultBucket, 2*w.cfg.DeferMax, w.cfg.Topology.Replicas)
+}
+
+func (w *Worker) startHTTP(p *parts) error {
 	if w.cfg.HTTPAddr == "" {
 		return nil
 	}
@@ -201,6 +247,7 @@ func (w *Worker) startHTTP() error {
 	if err != nil {
 		return fmt.Errorf("HTTPAddr: listen on %s: %w", w.cfg.HTTPAddr, err)
 	}
+	nc := p.nc
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
@@ -208,17 +255,17 @@ func (w *Worker) startHTTP() error {
 		_, _ = rw.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		if w.nc == nil || !w.nc.IsConnected() {
+		if nc == nil || !nc.IsConnected() {
 			http.Error(rw, "NATS not connected", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = rw.Write([]byte("ready\n"))
 	})
-	w.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	w.httpDone = make(chan struct{})
+	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	p.httpDone = make(chan struct{})
 	go func() {
-		defer close(w.httpDone)
-		if err := w.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(p.httpDone)
+		if err := p.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			w.log.Error("HTTP endpoint", zap.Error(err))
 		}
 	}()
@@ -229,21 +276,45 @@ func (w *Worker) startHTTP() error {
 func (w *Worker) Addr() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.http == nil {
+	if w.parts == nil || w.parts.http == nil {
 		return ""
 	}
 	return w.cfg.HTTPAddr
 }
 
-// Stop shuts the worker down within ctx; idempotent, safe before Start.
+// Stop shuts the worker down within ctx; idempotent, safe before Start and
+// while Start is in progress (Start's network calls are ended, and what it
+// made is shut down here). A second Stop waits for the first one to end,
+// or for its own ctx.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.stopped {
-		return nil
+		w.mu.Unlock()
+		select {
+		case <-w.stopDone:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	w.stopped = true
-	return w.shutdown(ctx)
+	started, cancelStart := w.started, w.cancelStart
+	w.mu.Unlock()
+	defer close(w.stopDone)
+	if !started {
+		return nil
+	}
+	// Start's network calls honour its context, and connecting is bounded
+	// by the NATS client's own timeout: this wait is short.
+	cancelStart()
+	<-w.startDone
+	w.mu.Lock()
+	p := w.parts
+	w.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return p.shutdown(ctx)
 }
 
 // shutdown runs the stop order:
@@ -254,31 +325,33 @@ func (w *Worker) Stop(ctx context.Context) error {
 //     unacked and is redelivered;
 //  3. drain the NATS connection, which flushes the acks;
 //  4. close the HTTP endpoint and the API client's idle connections.
-func (w *Worker) shutdown(ctx context.Context) error {
+//
+// It shuts down only the parts that were made.
+func (p *parts) shutdown(ctx context.Context) error {
 	var errs []error
-	if w.cons != nil {
-		if err := w.cons.Stop(ctx); err != nil {
+	if p.cons != nil {
+		if err := p.cons.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop consumer: %w", err))
 		}
 	}
-	if w.disp != nil {
-		if err := w.disp.Stop(ctx); err != nil {
+	if p.disp != nil {
+		if err := p.disp.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop dispatcher: %w", err))
 		}
 	}
-	if w.nc != nil {
-		if err := drain(ctx, w.nc); err != nil {
+	if p.nc != nil {
+		if err := drain(ctx, p.nc); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if w.http != nil {
+	if p.http != nil {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_ = w.http.Shutdown(shutCtx)
+		_ = p.http.Shutdown(shutCtx)
 		cancel()
-		<-w.httpDone
+		<-p.httpDone
 	}
-	if w.api != nil {
-		w.api.Close()
+	if p.api != nil {
+		p.api.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -323,7 +396,7 @@ func Run(ctx context.Context, cfg Config, deps Deps) error {
 // credentialStore opens (or, when provisioning, creates) the bucket of
 // host passwords and the token cache bucket, and returns the token store
 // that reads them.
-func (w *Worker) credentialStore(ctx context.Context, js jetstream.JetStream) (dispatcher.TokenSource, error) {
+func (w *Worker) credentialStore(ctx context.Context, js jetstream.JetStream, api *meetingclient.Client) (dispatcher.TokenSource, error) {
 	var creds, tokens jetstream.KeyValue
 	var err error
 	if w.cfg.Provision {
@@ -344,7 +417,7 @@ func (w *Worker) credentialStore(ctx context.Context, js jetstream.JetStream) (d
 		Bucket:      w.cfg.CredentialsBucket,
 		TokenBucket: w.cfg.TokenBucket,
 		Holder:      w.cfg.WorkerID,
-	}, credentials.Deps{Credentials: creds, Tokens: tokens, JetStream: js, API: w.api, Logger: w.log})
+	}, credentials.Deps{Credentials: creds, Tokens: tokens, JetStream: js, API: api, Logger: w.log})
 	if err != nil {
 		return nil, err
 	}

@@ -18,12 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The embedded NATS server and the HTTP transports of httptest
-		// leave these behind briefly after shutdown.
-		goleak.IgnoreAnyFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
-	)
+	goleak.VerifyTestMain(m)
 }
 
 func TestValidRequestsGetOneSucceededResultEach(t *testing.T) {
