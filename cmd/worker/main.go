@@ -23,14 +23,16 @@ func main() {
 	}
 }
 
-const usage = `usage: worker [run|demo|version] [flags]
+const usage = `usage: worker [run|demo|bench|version] [flags]
 
   run      consume requests and hang participants up (the default)
   demo     run an embedded NATS server, the meeting API simulator, the worker
            and a load generator, then print a summary
+  bench    measure hangup against the broker's limit and a plain handler on
+           one workload, and write a table, a JSON file and a chart
   version  print the version
 
-'worker run -h' and 'worker demo -h' list the flags. Every flag of run can
+'worker run -h', 'worker demo -h' and 'worker bench -h' list the flags. Every flag of run can
 also be set as an environment variable: --max-batch is HANGUP_MAX_BATCH.
 `
 
@@ -44,6 +46,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runWorker(ctx, args, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, stdout, stderr)
 	case "version":
 		return printVersion(stdout)
 	case "help":

@@ -1,0 +1,107 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/hangup-dev/hangup/internal/natstest"
+	"github.com/hangup-dev/hangup/internal/topology"
+	"github.com/hangup-dev/hangup/schemas"
+)
+
+// TestRunAllPipelines runs the three pipelines end to end on a small
+// workload: an embedded NATS server, the simulator and the real worker.
+// It checks what the bench promises, not how fast anything is.
+func TestRunAllPipelines(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	rep, err := Run(ctx, Config{
+		Workload: WorkloadConfig{Requests: 600, Conferences: 30, Seed: 7},
+		Latency:  2 * time.Millisecond,
+		StoreDir: t.TempDir(),
+		Timeout:  time.Minute,
+		Progress: &progress,
+	})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "violations: %+v", rep.Pipelines)
+	require.Len(t, rep.Pipelines, 3)
+
+	for i, p := range AllPipelines {
+		res := rep.Pipelines[i]
+		require.Equal(t, p, res.Pipeline)
+		require.Equal(t, 600, res.Requests)
+		require.Equal(t, 600, res.Results, p)
+		require.Zero(t, res.Missing+res.Duplicates+res.Unknown, p)
+		require.Zero(t, res.Unacked, p)
+		require.Zero(t, res.DeadLetters, p)
+		require.Equal(t, map[string]int{"succeeded": 600}, res.ByStatus, p)
+		require.Positive(t, res.RequestsPerSecond, p)
+		require.Positive(t, res.LatencyP50Ms, p)
+		require.LessOrEqual(t, res.LatencyP50Ms, res.LatencyP90Ms, p)
+		require.LessOrEqual(t, res.LatencyP90Ms, res.LatencyP99Ms, p)
+		require.Positive(t, res.CPUUserSeconds+res.CPUSystemSeconds, p)
+	}
+	ids := rep.Workload.IDs
+	limit, plain, hangup := rep.Pipelines[0], rep.Pipelines[1], rep.Pipelines[2]
+	require.Zero(t, limit.APICalls)
+	// The plain handler makes one call per request, each disconnecting
+	// that request's participants.
+	require.Equal(t, 600, plain.APICalls)
+	require.InDelta(t, float64(ids)/600, plain.IDsPerCall, 1e-9)
+	// hangup batches: fewer calls than requests, all of them answered.
+	require.Less(t, hangup.APICalls, 600)
+	require.Equal(t, hangup.APICalls, hangup.APICallsOK)
+	require.InDelta(t, float64(ids)/float64(hangup.APICalls), hangup.IDsPerCall, 1e-9)
+	require.LessOrEqual(t, hangup.PeakAPIConcurrency, 32)
+	require.NotNil(t, rep.Comparison.HangupVsLimit)
+	require.NotNil(t, rep.Comparison.HangupVsPlain)
+
+	var md bytes.Buffer
+	require.NoError(t, rep.WriteMarkdown(&md))
+	rows := 0
+	for line := range strings.SplitSeq(md.String(), "\n") {
+		if strings.HasPrefix(line, "| ") && strings.Contains(line, "600/600, exactly one each") {
+			rows++
+		}
+	}
+	require.Equal(t, 3, rows, md.String())
+	for _, p := range AllPipelines {
+		require.Contains(t, progress.String(), "["+string(p)+"] 600 requests in")
+	}
+}
+
+// TestRunRefusesAnExternalServerInUse points the bench at a server whose
+// request stream holds a message: it must refuse, unless told to wipe it.
+func TestRunRefusesAnExternalServerInUse(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	topo := topology.Config{}
+	topo.SetDefaults()
+	require.NoError(t, topology.Ensure(ctx, js, topo))
+	_, err := js.Publish(ctx, schemas.DefaultRequestSubjectPrefix+".conf-1", []byte(`{}`))
+	require.NoError(t, err)
+
+	cfg := Config{
+		Workload:  WorkloadConfig{Requests: 50, Conferences: 5},
+		Latency:   time.Millisecond,
+		NATSURL:   srv.ClientURL(),
+		Pipelines: []Pipeline{PipelineLimit},
+	}
+	_, err = Run(ctx, cfg)
+	require.ErrorContains(t, err, "holds 1 messages")
+
+	cfg.WipeStreams = true
+	rep, err := Run(ctx, cfg)
+	require.NoError(t, err)
+	require.True(t, rep.OK())
+	require.Contains(t, rep.Machine.NATS, "external nats-server")
+	require.Equal(t, 50, rep.Pipelines[0].Results)
+}

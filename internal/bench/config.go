@@ -1,0 +1,142 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hangup-dev/hangup/internal/worker"
+)
+
+// Config is one bench run.
+type Config struct {
+	// Workload shapes the requests; see WorkloadConfig for its defaults.
+	// Its MaxBatch defaults to Worker.MaxBatch.
+	Workload WorkloadConfig
+	// Latency of each simulated API call. Defaults to 20ms.
+	Latency time.Duration
+	// MaxConcurrent is the most hang-up calls the simulated vendor takes at
+	// once; it answers 429 flow control beyond it. Defaults to 64.
+	MaxConcurrent int
+	// Pipelines to run, in the order of AllPipelines. Defaults to all.
+	Pipelines []Pipeline
+	// NATSURL is an external NATS server with JetStream; empty starts an
+	// embedded one (file storage, loopback TCP). Defaults to "".
+	NATSURL string
+	// StoreDir is the embedded server's JetStream directory. Defaults to a
+	// temporary directory, removed at the end.
+	StoreDir string
+	// WipeStreams lets the bench delete request, result and dead-letter
+	// streams of an external server that hold messages. Defaults to false:
+	// such a server is refused.
+	WipeStreams bool
+	// PlainHandlers is how many requests the plain handler works on in
+	// parallel. Defaults to 32.
+	PlainHandlers int
+	// Worker is hangup's configuration; the bench sets its NATS URL, API
+	// URL, worker ID and provisioning, and turns its HTTP endpoint off.
+	// Defaults to DefaultWorkerConfig().
+	Worker *worker.Config
+	// Runs is how often each pipeline runs; the pipelines take turns, and
+	// the report keeps the run with the median throughput. Defaults to 1.
+	Runs int
+	// Timeout bounds the drain of one pipeline. Defaults to 10m.
+	Timeout time.Duration
+	// CPUProfile, when set, is the file that receives a CPU profile of the
+	// hangup pipeline (pprof format). Defaults to "".
+	CPUProfile string
+	// Progress receives progress lines; nil shows none. Defaults to nil.
+	Progress io.Writer
+	// Logger receives the worker's logs. Defaults to a no-op logger.
+	Logger *zap.Logger
+}
+
+// DefaultWorkerConfig is the configuration `worker run` has when no flag or
+// variable is set: worker.Config's defaults, with stored credentials on and
+// provisioning, and without the HTTP endpoint.
+func DefaultWorkerConfig() worker.Config {
+	c := worker.Config{CredentialsBucket: "meeting_credentials", Provision: true}
+	c.SetDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Worker == nil {
+		wc := DefaultWorkerConfig()
+		c.Worker = &wc
+	} else {
+		wc := *c.Worker // the caller's copy stays as it was
+		c.Worker = &wc
+	}
+	c.Worker.WorkerID = "bench-hangup"
+	c.Worker.Provision = true
+	c.Worker.HTTPAddr = ""
+	c.Worker.SetDefaults()
+	if c.Workload.MaxBatch == 0 {
+		c.Workload.MaxBatch = c.Worker.MaxBatch
+		if c.Workload.MaxBatch == 0 {
+			c.Workload.MaxBatch = 100 // the dispatcher's default
+		}
+	}
+	c.Workload.setDefaults()
+	if c.Latency == 0 {
+		c.Latency = 20 * time.Millisecond
+	}
+	if c.MaxConcurrent == 0 {
+		c.MaxConcurrent = 64
+	}
+	if len(c.Pipelines) == 0 {
+		c.Pipelines = AllPipelines
+	}
+	if c.PlainHandlers == 0 {
+		c.PlainHandlers = 32
+	}
+	if c.Runs == 0 {
+		c.Runs = 1
+	}
+	if c.Timeout == 0 {
+		c.Timeout = 10 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+}
+
+func (c *Config) validate() error {
+	errs := []error{c.Workload.validate()}
+	if c.Latency < 0 {
+		errs = append(errs, fmt.Errorf("Latency: must not be negative, got %s", c.Latency))
+	}
+	if c.MaxConcurrent < 1 {
+		errs = append(errs, fmt.Errorf("MaxConcurrent: must be at least 1, got %d", c.MaxConcurrent))
+	}
+	if c.PlainHandlers < 1 {
+		errs = append(errs, fmt.Errorf("PlainHandlers: must be at least 1, got %d", c.PlainHandlers))
+	}
+	if c.Runs < 1 {
+		errs = append(errs, fmt.Errorf("Runs: must be at least 1, got %d", c.Runs))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("Timeout: must be positive, got %s", c.Timeout))
+	}
+	seen := map[Pipeline]bool{}
+	for _, p := range c.Pipelines {
+		switch {
+		case p != PipelineLimit && p != PipelinePlain && p != PipelineHangup:
+			errs = append(errs, fmt.Errorf("Pipelines: unknown pipeline %q", p))
+		case seen[p]:
+			errs = append(errs, fmt.Errorf("Pipelines: %q named twice", p))
+		}
+		seen[p] = true
+	}
+	if c.CPUProfile != "" && !seen[PipelineHangup] {
+		errs = append(errs, errors.New("CPUProfile: profiles the hangup pipeline, which is not selected"))
+	}
+	if err := c.Worker.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("Worker: %w", err))
+	}
+	return errors.Join(errs...)
+}
