@@ -54,7 +54,7 @@ func (p *printer) Reject(ctx context.Context, msg dispatcher.Message, dl *schema
 }
 
 func (p *printer) ack(ctx context.Context, msg dispatcher.Message) error {
-	if err := msg.DoubleAck(ctx); err != nil {
+	if err := msg.Ack(); err != nil {
 		return err
 	}
 	p.mu.Lock()

@@ -62,7 +62,7 @@ func (h *stingy) Capacity(ctx context.Context) (int, error) {
 	// Capacity runs on the pull loop's goroutine: errors are reported
 	// with t.Error, which may be called there.
 	for _, m := range h.held {
-		if err := m.DoubleAck(context.Background()); err != nil {
+		if err := m.Ack(); err != nil {
 			h.t.Error(err)
 		}
 	}
@@ -160,7 +160,7 @@ func (h *clocked) Reject(_ context.Context, msg dispatcher.Message, dl *schemas.
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.letters = append(h.letters, dl)
-	return msg.DoubleAck(context.Background())
+	return msg.Ack()
 }
 
 // The time a dead letter carries is the injected clock's.

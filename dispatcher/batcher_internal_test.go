@@ -24,7 +24,7 @@ func newFakeMsg() *fakeMsg { return &fakeMsg{settled: make(chan struct{})} }
 
 func (m *fakeMsg) InProgress() error { return nil }
 
-func (m *fakeMsg) DoubleAck(context.Context) error {
+func (m *fakeMsg) Ack() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.acked = true

@@ -26,7 +26,7 @@ type message struct{ acked chan struct{} }
 
 func (m *message) InProgress() error                { return nil }
 func (m *message) NakWithDelay(time.Duration) error { return nil }
-func (m *message) DoubleAck(context.Context) error  { close(m.acked); return nil }
+func (m *message) Ack() error                       { close(m.acked); return nil }
 
 func Example() {
 	ctx := context.Background()

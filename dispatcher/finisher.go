@@ -137,8 +137,8 @@ func (f *finisher) publish(r *request, now time.Time, log *zap.Logger) {
 		}
 		f.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
 	}
-	if err := f.retry(r.job.Msg.DoubleAck); err != nil {
-		log.Warn("ack not confirmed; a redelivery will find the outcome already published", zap.Error(err))
+	if err := r.job.Msg.Ack(); err != nil {
+		log.Warn("ack not sent; a redelivery will find the outcome already published", zap.Error(err))
 	}
 	f.metrics.requests.WithLabelValues(string(res.Status)).Inc()
 	if !res.ReceivedAt.IsZero() {
@@ -163,8 +163,8 @@ func (f *finisher) finishInvalid(msg Message, inv *invalidMessage) {
 		return
 	}
 	log.Info("invalid request dead-lettered", zap.String("error", dl.Error))
-	if err := f.retry(msg.DoubleAck); err != nil {
-		log.Warn("ack not confirmed; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
+	if err := msg.Ack(); err != nil {
+		log.Warn("ack not sent; a redelivery will be dead-lettered under the same message ID", zap.Error(err))
 	}
 }
 

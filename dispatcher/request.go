@@ -1,7 +1,6 @@
 package dispatcher
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"time"
@@ -14,9 +13,15 @@ import (
 // Message is the source message of a request: what the dispatcher needs to
 // keep it alive, acknowledge it once its outcome is published, or hand it
 // back. A jetstream.Msg satisfies it.
+//
+// The ack is a plain one, sent without waiting for the server: it follows
+// an outcome the stream has confirmed, so a lost ack only means a
+// redelivery after AckWait, whose outcome the stream drops as a repeat by
+// its Nats-Msg-Id (AckWait is kept well inside the duplicate window), and
+// the first outcome stands.
 type Message interface {
 	InProgress() error
-	DoubleAck(ctx context.Context) error
+	Ack() error
 	NakWithDelay(delay time.Duration) error
 }
 

@@ -57,7 +57,9 @@ func NewPublisher(cfg Config, js jetstream.JetStream) (*Publisher, error) {
 // as a repeat (the request was decided before, and its ack was lost), it
 // returns the result stored first, which is the one that counts.
 func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) (*schemas.Result, error) {
-	data, err := json.Marshal(r)
+	// MarshalJSON directly: json.Marshal would check and compact its
+	// output once more.
+	data, err := r.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode result %s: %w", r.RequestID, err)
 	}

@@ -14,6 +14,14 @@ import (
 // is ridden out; a longer one returns the error, and the caller leaves the
 // message unacked for redelivery.
 func Retry(ctx context.Context, attemptTimeout time.Duration, fn func(ctx context.Context) error) error {
+	// The first attempt is the one that almost always succeeds: it needs
+	// no backoff.
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	err := fn(actx)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
 	bo := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(100*time.Millisecond),
 		backoff.WithMaxInterval(2*time.Second),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,24 +77,26 @@ func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *
 		return nil, invalid("", "payload is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))
 	}
 
-	// A repeated key is reported before any value is judged: which of the
-	// values counts is the ambiguity, whatever either of them holds.
-	seen := make(map[string]bool, 6)
-	if err := eachMember(data, func(name string, _ json.RawMessage) *ValidationError {
-		if !knownField(name) {
-			return nil // refused with its name quoted below
+	// One walk over the object gathers its members; a repeated key is then
+	// reported before any value is judged: which of the values counts is
+	// the ambiguity, whatever either of them holds.
+	members, verr := objectMembers(data)
+	if verr != nil {
+		return nil, verr
+	}
+	for i, m := range members {
+		if !knownField(m.name) {
+			continue // refused with its name quoted below
 		}
-		if seen[name] {
-			return invalid(name, "appears more than once; a repeated key is ambiguous, send it once")
+		for _, earlier := range members[:i] {
+			if earlier.name == m.name {
+				return nil, invalid(m.name, "appears more than once; a repeated key is ambiguous, send it once")
+			}
 		}
-		seen[name] = true
-		return nil
-	}); err != nil {
-		return nil, err
 	}
 
 	var req Request
-	err := eachMember(data, func(name string, raw json.RawMessage) *ValidationError {
+	err := eachOf(members, func(name string, raw json.RawMessage) *ValidationError {
 		switch name {
 		case fieldRequestID:
 			s, err := decodeString(name, raw)
@@ -149,7 +152,7 @@ func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *
 		return nil, err
 	}
 	for _, name := range []string{fieldRequestID, fieldConferenceID, fieldParticipantIDs} {
-		if !seen[name] {
+		if !slices.ContainsFunc(members, func(m member) bool { return m.name == name }) {
 			return nil, invalid(name, "is required")
 		}
 	}
@@ -184,43 +187,57 @@ func ConferenceIDFromSubject(subject, prefix string) (string, bool) {
 	return rest, true
 }
 
-// eachMember walks the members of the single JSON object in data, calling fn
-// with each key (unescaped) and raw value in order. It stops at fn's first
-// error and reports anything that is not exactly one object.
-func eachMember(data []byte, fn func(name string, raw json.RawMessage) *ValidationError) *ValidationError {
+// member is one name and raw value of a JSON object.
+type member struct {
+	name string
+	raw  json.RawMessage
+}
+
+// objectMembers returns the members of the single JSON object in data, in
+// order, or what makes data something else.
+func objectMembers(data []byte) ([]member, *ValidationError) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	tok, err := dec.Token()
 	if errors.Is(err, io.EOF) {
-		return invalid("", "payload is empty; send a JSON object")
+		return nil, invalid("", "payload is empty; send a JSON object")
 	}
 	if err != nil {
-		return syntaxError(err)
+		return nil, syntaxError(err)
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return invalid("", "payload must be a JSON object, not %s", tokenKind(tok))
+		return nil, invalid("", "payload must be a JSON object, not %s", tokenKind(tok))
 	}
+	members := make([]member, 0, 6)
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return syntaxError(err)
+			return nil, syntaxError(err)
 		}
 		name, ok := tok.(string)
 		if !ok { // The decoder reports non-string keys as errors; be safe anyway.
-			return invalid("", "payload is not valid JSON: object key is not a string")
+			return nil, invalid("", "payload is not valid JSON: object key is not a string")
 		}
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
-			return syntaxError(err)
+			return nil, syntaxError(err)
 		}
-		if verr := fn(name, raw); verr != nil {
-			return verr
-		}
+		members = append(members, member{name: name, raw: raw})
 	}
 	if _, err := dec.Token(); err != nil { // the closing brace
-		return syntaxError(err)
+		return nil, syntaxError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return invalid("", "payload has data after the JSON object (at byte %d); send exactly one object", dec.InputOffset())
+		return nil, invalid("", "payload has data after the JSON object (at byte %d); send exactly one object", dec.InputOffset())
+	}
+	return members, nil
+}
+
+// eachOf calls fn for each member in order and stops at its first error.
+func eachOf(members []member, fn func(name string, raw json.RawMessage) *ValidationError) *ValidationError {
+	for _, m := range members {
+		if verr := fn(m.name, m.raw); verr != nil {
+			return verr
+		}
 	}
 	return nil
 }

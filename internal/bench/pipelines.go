@@ -368,7 +368,7 @@ func (p *plainRunner) handle(ctx context.Context, pub *outcome.Publisher, msg je
 		_ = msg.Nak()
 		return err
 	}
-	return msg.DoubleAck(ctx)
+	return msg.Ack()
 }
 
 // stop: stop pulling, let the handlers finish what they hold, then drain
