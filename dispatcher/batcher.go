@@ -44,7 +44,7 @@ type conference struct {
 	pending  map[string][]*request // participant ID -> requests waiting for it
 	order    []string              // pending IDs in arrival order
 	firstAt  time.Time             // arrival of the oldest pending ID
-	inFlight bool
+	inFlight int                   // call chains in flight
 }
 
 func newBatcher(cfg Config, c *caller, f *finisher, m *metrics, log *zap.Logger, stopping <-chan struct{}) *batcher {
@@ -162,7 +162,7 @@ func (b *batcher) accept(r *request) {
 func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 	var next time.Time
 	for c := range b.waiting {
-		if c.inFlight {
+		if !b.mayStart(c) {
 			continue
 		}
 		due := c.firstAt.Add(b.cfg.Linger)
@@ -183,12 +183,20 @@ func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 			continue
 		}
 		// A batch answered from memory leaves the conference idle: send
-		// the rest of its pending IDs now, not at the next event.
-		for len(c.order) > 0 && !c.inFlight {
+		// the rest of its pending IDs now, not at the next event; full
+		// batches may go in parallel up to ConferenceCalls.
+		for len(c.order) > 0 && b.mayStart(c) && b.inFlightCalls < b.cfg.APIConcurrency {
 			b.send(ctx, c)
 		}
 	}
 	return next
+}
+
+// mayStart reports whether another call chain may start for c: the first
+// with any batch, the next ones, up to ConferenceCalls, only with a full
+// batch.
+func (b *batcher) mayStart(c *conference) bool {
+	return c.inFlight == 0 || (c.inFlight < b.cfg.ConferenceCalls && len(c.order) >= b.cfg.MaxBatch)
 }
 
 // dropExpired removes the pending IDs of requests whose expiresAt has
@@ -239,7 +247,7 @@ func (b *batcher) send(ctx context.Context, c *conference) {
 		b.apply(c, out)
 		return
 	}
-	c.inFlight = true
+	c.inFlight++
 	b.inFlightCalls++
 	b.calls.Add(1)
 	go func() {
@@ -288,7 +296,7 @@ func (b *batcher) next(c *conference) *batch {
 func (b *batcher) complete(out *batchOutcome) {
 	b.inFlightCalls--
 	c := b.confs[out.batch.conference]
-	c.inFlight = false
+	c.inFlight--
 	now := b.cfg.Now()
 	b.memory.reject(c.id, out.rejected, now)
 	if out.remember != nil {
@@ -314,7 +322,7 @@ func (b *batcher) apply(c *conference, out *batchOutcome) {
 
 // forgetIfIdle drops a conference's state once nothing waits on it.
 func (b *batcher) forgetIfIdle(c *conference) {
-	if !c.inFlight && len(c.order) == 0 {
+	if c.inFlight == 0 && len(c.order) == 0 {
 		delete(b.confs, c.id)
 		b.memory.forgetTokens(c.id)
 	}

@@ -17,6 +17,13 @@ type Config struct {
 	// APIConcurrency is the most hang-up calls in flight over all
 	// conferences. Defaults to 32.
 	APIConcurrency int
+	// ConferenceCalls is the most call chains in flight for one
+	// conference. The first may carry any batch that is due; the others
+	// start only with a full batch (MaxBatch IDs), so that a conference
+	// with a backlog is not served one call at a time while a partial batch
+	// still waits for the call in flight and fills up. 1 keeps one call per
+	// conference. Defaults to 4.
+	ConferenceCalls int
 	// MaxInFlight is the most requests held at once, from Submit until their
 	// outcome is published and acked; Submit blocks beyond it. Defaults to
 	// 1000.
@@ -85,6 +92,9 @@ func (c *Config) setDefaults() {
 	if c.APIConcurrency == 0 {
 		c.APIConcurrency = 32
 	}
+	if c.ConferenceCalls == 0 {
+		c.ConferenceCalls = 4
+	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = 1000
 	}
@@ -136,6 +146,9 @@ func (c *Config) validate() error {
 	}
 	if c.Linger < 0 {
 		errs = append(errs, fmt.Errorf("Linger: must not be negative, got %s", c.Linger))
+	}
+	if c.ConferenceCalls < 1 {
+		errs = append(errs, fmt.Errorf("ConferenceCalls: must be at least 1, got %d", c.ConferenceCalls))
 	}
 	if c.APIConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("APIConcurrency: must be at least 1, got %d", c.APIConcurrency))

@@ -169,7 +169,7 @@ func TestOneCallPerConferenceAndAConcurrencyCap(t *testing.T) {
 			reqs = append(reqs, req(fmt.Sprintf("%s-r%d", conf, i), conf, fmt.Sprintf("p%d", i), fmt.Sprintf("p%d", i+10)))
 		}
 	}
-	d := e.dispatcher(dispatcher.Config{MaxBatch: 4, Linger: time.Millisecond, APIConcurrency: 3})
+	d := e.dispatcher(dispatcher.Config{MaxBatch: 4, Linger: time.Millisecond, APIConcurrency: 3, ConferenceCalls: 1})
 	for _, j := range e.jobs(reqs...) {
 		require.NoError(t, d.Submit(context.Background(), j))
 	}
@@ -179,6 +179,26 @@ func TestOneCallPerConferenceAndAConcurrencyCap(t *testing.T) {
 	require.LessOrEqual(t, overall, 3, "at most APIConcurrency calls in flight")
 	require.Greater(t, overall, 1, "conferences are served in parallel")
 	require.Len(t, e.sim.Disconnects(), 160)
+}
+
+// A conference with a backlog of full batches gets up to ConferenceCalls
+// calls at once; a partial batch waits for the call in flight.
+func TestFullBatchesOfOneConferenceGoInParallel(t *testing.T) {
+	e := newEnv(t, meetingsim.Config{Faults: meetingsim.Faults{LatencyBase: 30 * time.Millisecond}}, 30*time.Second)
+	e.meeting("c", 82)
+	var reqs []schemas.Request
+	for i := 0; i < 41; i++ {
+		reqs = append(reqs, req(fmt.Sprintf("r%d", i), "c", fmt.Sprintf("p%d", 2*i), fmt.Sprintf("p%d", 2*i+1)))
+	}
+	d := e.dispatcher(dispatcher.Config{MaxBatch: 10, Linger: time.Millisecond, APIConcurrency: 8, ConferenceCalls: 3})
+	for _, j := range e.jobs(reqs...) {
+		require.NoError(t, d.Submit(context.Background(), j))
+	}
+	require.Eventually(t, func() bool { return e.requestsLeft() == 0 }, 30*time.Second, 10*time.Millisecond)
+	_, perConf := e.conc.peaks()
+	require.Equal(t, 3, perConf, "full batches of one conference go in parallel, up to ConferenceCalls")
+	require.Len(t, e.sim.Disconnects(), 82)
+	require.LessOrEqual(t, len(e.sim.Calls()), 10, "82 IDs in batches of 10 take 9 calls, with one more for a batch split by arrival")
 }
 
 func TestSubmitBlocksAtMaxInFlight(t *testing.T) {

@@ -51,6 +51,7 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.APICAFile, "api-ca-file", d.APICAFile, "PEM file of extra CA certificates to trust for the meeting API")
 	fs.DurationVar(&c.APITimeout, "api-timeout", d.APITimeout, "timeout of one API call attempt")
 	fs.IntVar(&c.APIConcurrency, "api-concurrency", d.APIConcurrency, "most API calls in flight")
+	fs.IntVar(&c.ConferenceCalls, "conference-calls", d.ConferenceCalls, "most API calls in flight for one conference; beyond the first, only full batches")
 	fs.Float64Var(&c.APIRate, "api-rate", d.APIRate, "most API calls per second (0: no limit)")
 	fs.IntVar(&c.MaxBatch, "max-batch", d.MaxBatch, "most participant IDs per API call")
 	fs.DurationVar(&c.Linger, "linger", d.Linger, "how long a batch waits for more IDs")

@@ -93,7 +93,7 @@ func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 	want := map[string]string{
 		"nats-url": "nats://127.0.0.1:4222", "nats-creds": "", "api-base-url": "https://api.meeting.huaweicloud.com",
 		"api-ca-file": "", "api-timeout": "10s", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
-		"linger": "50ms", "max-in-flight": "1000", "max-ack-pending": "10000", "breaker-threshold": "20",
+		"linger": "50ms", "max-in-flight": "1000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
 		"defer-max": "1h0m0s", "credentials-bucket": "meeting_credentials", "token-bucket": "hangup_tokens",
 		"max-participants": "500", "max-deliveries": "5", "retry-initial": "200ms", "retry-max-interval": "10s",
 		"retry-max-elapsed": "2m0s", "ack-wait": "30s", "shutdown-timeout": "25s", "provision": "true",

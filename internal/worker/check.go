@@ -75,6 +75,7 @@ func (c *Config) dispatcherConfig() dispatcher.Config {
 		MaxBatch:         c.MaxBatch,
 		Linger:           c.Linger,
 		APIConcurrency:   c.APIConcurrency,
+		ConferenceCalls:  c.ConferenceCalls,
 		MaxInFlight:      c.MaxInFlight,
 		RetryInitial:     c.RetryInitial,
 		RetryMaxInterval: c.RetryMaxInterval,
@@ -91,7 +92,7 @@ func (c *Config) dispatcherConfig() dispatcher.Config {
 // dispatcherFields names, for each dispatcher.Config field that
 // dispatcherConfig sets, the setting of Config it comes from.
 var dispatcherFields = map[string]string{
-	"MaxBatch": "MaxBatch", "Linger": "Linger", "APIConcurrency": "APIConcurrency",
+	"MaxBatch": "MaxBatch", "Linger": "Linger", "APIConcurrency": "APIConcurrency", "ConferenceCalls": "ConferenceCalls",
 	"MaxInFlight": "MaxInFlight", "RetryInitial": "RetryInitial", "RetryMaxInterval": "RetryMaxInterval",
 	"RetryMaxElapsed": "RetryMaxElapsed", "KeepAlive": "AckWait", "APIRate": "APIRate",
 	"BreakerThreshold": "BreakerThreshold", "DeferMax": "DeferMax", "DeferInitial": "DeferInitial",

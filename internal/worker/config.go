@@ -32,6 +32,9 @@ type Config struct {
 	APITimeout time.Duration
 	// APIConcurrency is the most API calls in flight. Defaults to 32.
 	APIConcurrency int
+	// ConferenceCalls is the most call chains in flight for one
+	// conference; beyond the first, only full batches. Defaults to 4.
+	ConferenceCalls int
 	// APIRate is the most API calls per second; 0 is unlimited. Defaults to 0.
 	APIRate float64
 	// MaxBatch is the most participant IDs per call. Defaults to 100.
@@ -104,6 +107,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.APIConcurrency == 0 {
 		c.APIConcurrency = 32
+	}
+	if c.ConferenceCalls == 0 {
+		c.ConferenceCalls = 4
 	}
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 100
