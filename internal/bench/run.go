@@ -320,6 +320,10 @@ func violationNote(res *PipelineResult) string {
 	return fmt.Sprintf("; %d VIOLATIONS", len(res.Violations))
 }
 
+// jsStreamCreateFailed is the server's error code for "error creating
+// store for stream".
+const jsStreamCreateFailed = 10049
+
 // resetStreams deletes the request, result and dead-letter streams and
 // creates them, and the durable consumer, as the worker would.
 func (e *env) resetStreams(ctx context.Context) error {
@@ -328,7 +332,22 @@ func (e *env) resetStreams(ctx context.Context) error {
 			return fmt.Errorf("delete stream %s: %w", name, err)
 		}
 	}
-	return topology.Ensure(ctx, e.js, e.topo)
+	// The server removes a deleted stream's files in the background; a
+	// stream created again at once may find them still there and fail
+	// with "error creating store for stream". Try again a few times.
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		err = topology.Ensure(ctx, e.js, e.topo)
+		if apiErr, ok := errors.AsType[*jetstream.APIError](err); !ok || apiErr.ErrorCode != jsStreamCreateFailed {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // publishBacklog publishes every request as a producer does: to
