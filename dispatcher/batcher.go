@@ -45,6 +45,10 @@ type conference struct {
 	order    []string              // pending IDs in arrival order
 	firstAt  time.Time             // arrival of the oldest pending ID
 	inFlight int                   // call chains in flight
+	// proven: a call chain of the conference came back without an answer
+	// for the whole conference (meeting gone or not ready), so that more
+	// than one may be in flight: a burst for a dead meeting makes one call.
+	proven bool
 }
 
 func newBatcher(cfg Config, c *caller, f *finisher, m *metrics, log *zap.Logger, stopping <-chan struct{}) *batcher {
@@ -194,9 +198,9 @@ func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 
 // mayStart reports whether another call chain may start for c: the first
 // with any batch, the next ones, up to ConferenceCalls, only with a full
-// batch.
+// batch and once a chain of c came back with answers about its IDs.
 func (b *batcher) mayStart(c *conference) bool {
-	return c.inFlight == 0 || (c.inFlight < b.cfg.ConferenceCalls && len(c.order) >= b.cfg.MaxBatch)
+	return c.inFlight == 0 || (c.proven && c.inFlight < b.cfg.ConferenceCalls && len(c.order) >= b.cfg.MaxBatch)
 }
 
 // dropExpired removes the pending IDs of requests whose expiresAt has
@@ -301,6 +305,9 @@ func (b *batcher) complete(out *batchOutcome) {
 	b.memory.reject(c.id, out.rejected, now)
 	if out.remember != nil {
 		b.memory.remember(c.id, out.remember, now)
+		c.proven = false
+	} else {
+		c.proven = true
 	}
 	b.apply(c, out)
 }

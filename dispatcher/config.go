@@ -19,7 +19,9 @@ type Config struct {
 	APIConcurrency int
 	// ConferenceCalls is the most call chains in flight for one
 	// conference. The first may carry any batch that is due; the others
-	// start only with a full batch (MaxBatch IDs), so that a conference
+	// start only with a full batch (MaxBatch IDs), and only once a chain of
+	// the conference came back with answers about its participants (not
+	// "meeting gone" or "not ready"), so that a conference
 	// with a backlog is not served one call at a time while a partial batch
 	// still waits for the call in flight and fills up. 1 keeps one call per
 	// conference. Defaults to 4.
