@@ -53,6 +53,14 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultConfig returns the Config that New uses for a zero one: every
+// default, written down once.
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.Stream == "" {
 		c.Stream = schemas.DefaultRequestStream

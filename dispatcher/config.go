@@ -84,6 +84,14 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultConfig returns the Config that New uses for a zero one: every
+// default, written down once.
+func DefaultConfig() Config {
+	var c Config
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.MaxBatch == 0 {
 		c.MaxBatch = 100

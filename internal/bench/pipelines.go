@@ -216,7 +216,7 @@ func (l *limitRunner) stop(ctx context.Context) error {
 		l.mu.Unlock()
 		<-l.ackerDone
 	}
-	errs = append(errs, drainConn(ctx, l.nc))
+	errs = append(errs, worker.Drain(ctx, l.nc))
 	if n := l.pubErrors.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("limit: %d result publishes failed", n))
 	}
@@ -385,7 +385,7 @@ func (p *plainRunner) stop(ctx context.Context) error {
 		}
 		p.closeWork(ctx)
 	}
-	errs = append(errs, drainConn(ctx, p.nc))
+	errs = append(errs, worker.Drain(ctx, p.nc))
 	if n := p.errs.Load(); n > 0 {
 		errs = append(errs, fmt.Errorf("plain: %d requests not handled", n))
 	}
@@ -409,23 +409,3 @@ func (h *hangupRunner) start(ctx context.Context) error { return h.w.Start(ctx) 
 
 // stop is the worker's own graceful stop, which drains the connection.
 func (h *hangupRunner) stop(ctx context.Context) error { return h.w.Stop(ctx) }
-
-// drainConn drains nc and waits until it is closed or ctx ends.
-func drainConn(ctx context.Context, nc *nats.Conn) error {
-	if nc.IsClosed() {
-		return nil
-	}
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return fmt.Errorf("drain NATS connection: %w", err)
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-ctx.Done():
-		nc.Close()
-		return fmt.Errorf("drain NATS connection: %w", ctx.Err())
-	}
-}

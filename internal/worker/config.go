@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hangup-dev/hangup/consumer"
+	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
@@ -96,6 +98,7 @@ type Config struct {
 // and the parts (dispatcher, consumer, meeting API client) receive values,
 // never zeros, for the settings the worker has.
 func (c *Config) SetDefaults() {
+	d, cd := dispatcher.DefaultConfig(), consumer.DefaultConfig()
 	if c.NATSURL == "" {
 		c.NATSURL = "nats://127.0.0.1:4222"
 	}
@@ -105,51 +108,27 @@ func (c *Config) SetDefaults() {
 	if c.APITimeout == 0 {
 		c.APITimeout = meetingclient.DefaultTimeout
 	}
-	if c.APIConcurrency == 0 {
-		c.APIConcurrency = 32
-	}
-	if c.ConferenceCalls == 0 {
-		c.ConferenceCalls = 4
-	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = 100
-	}
-	if c.Linger == 0 {
-		c.Linger = 50 * time.Millisecond
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 1000
-	}
+	setDefault(&c.APIConcurrency, d.APIConcurrency)
+	setDefault(&c.ConferenceCalls, d.ConferenceCalls)
+	setDefault(&c.MaxBatch, d.MaxBatch)
+	setDefault(&c.Linger, d.Linger)
+	setDefault(&c.MaxInFlight, d.MaxInFlight)
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = max(10000, c.MaxInFlight)
 	}
-	if c.BreakerThreshold == 0 {
-		c.BreakerThreshold = 20
-	}
-	if c.DeferInitial == 0 {
-		c.DeferInitial = 5 * time.Second
-	}
-	if c.DeferMax == 0 {
-		c.DeferMax = time.Hour
-	}
+	setDefault(&c.BreakerThreshold, d.BreakerThreshold)
+	setDefault(&c.DeferInitial, d.DeferInitial)
+	setDefault(&c.DeferMax, d.DeferMax)
 	if c.TokenBucket == "" {
 		c.TokenBucket = credentials.DefaultTokenBucket
 	}
 	if c.MaxParticipants == 0 {
 		c.MaxParticipants = schemas.DefaultMaxParticipants
 	}
-	if c.MaxDeliveries == 0 {
-		c.MaxDeliveries = 5
-	}
-	if c.RetryInitial == 0 {
-		c.RetryInitial = 200 * time.Millisecond
-	}
-	if c.RetryMaxInterval == 0 {
-		c.RetryMaxInterval = 10 * time.Second
-	}
-	if c.RetryMaxElapsed == 0 {
-		c.RetryMaxElapsed = 2 * time.Minute
-	}
+	setDefault(&c.MaxDeliveries, cd.MaxDeliveries)
+	setDefault(&c.RetryInitial, d.RetryInitial)
+	setDefault(&c.RetryMaxInterval, d.RetryMaxInterval)
+	setDefault(&c.RetryMaxElapsed, d.RetryMaxElapsed)
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 25 * time.Second
 	}
@@ -166,6 +145,14 @@ func (c *Config) SetDefaults() {
 	c.Topology.AckWait = c.AckWait
 	c.Topology.MaxAckPending = c.MaxAckPending
 	c.Topology.SetDefaults()
+}
+
+// setDefault sets *v to d when it is zero.
+func setDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Validate checks what the parts' own constructors do not: what spans

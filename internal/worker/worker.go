@@ -340,7 +340,7 @@ func (p *parts) shutdown(ctx context.Context) error {
 		}
 	}
 	if p.nc != nil {
-		if err := drain(ctx, p.nc); err != nil {
+		if err := Drain(ctx, p.nc); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -356,8 +356,9 @@ func (p *parts) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// drain drains nc and waits until it is closed or ctx ends.
-func drain(ctx context.Context, nc *nats.Conn) error {
+// Drain drains nc and waits until it is closed or ctx ends; then, or if
+// draining fails, the connection is closed.
+func Drain(ctx context.Context, nc *nats.Conn) error {
 	if nc.IsClosed() {
 		return nil
 	}
