@@ -1,9 +1,12 @@
 package credentials_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -276,4 +279,38 @@ func TestEnsureTokenBucketRefusesABucketWithoutTTLs(t *testing.T) {
 	require.ErrorContains(t, err, "must allow per-entry TTLs")
 	_, err = credentials.OpenTokenBucket(t.Context(), e.js, "missing_tokens")
 	require.ErrorIs(t, err, jetstream.ErrBucketNotFound)
+}
+
+// rejectingAPI hands out a new token per call and, for the first call,
+// has the vendor's rejection of that token reported before it returns: a
+// rejection that arrives while the look-up that found the token runs.
+type rejectingAPI struct {
+	store *credentials.Store
+	calls atomic.Int32
+	now   func() time.Time
+}
+
+func (a *rejectingAPI) CreateConfToken(_ context.Context, conf, _ string, _ ...meetingclient.TokenOption) (*meetingclient.ConfToken, error) {
+	n := a.calls.Add(1)
+	tok := fmt.Sprintf("stb%048d", n)
+	if n == 1 {
+		a.store.Invalidate(conf, tok)
+	}
+	return &meetingclient.ConfToken{Token: tok, ExpireTime: a.now().Add(30 * time.Minute), Lifetime: 30 * time.Minute}, nil
+}
+
+// A token rejected while the look-up that found it ran is not handed out,
+// and the caller gets the next one rather than an error.
+func TestTokenRejectedDuringItsLookUpIsReplaced(t *testing.T) {
+	api := &rejectingAPI{}
+	e := newEnv(t, func(c *envConfig) {
+		c.api = func(credentials.TokenAPI) credentials.TokenAPI { return api }
+	})
+	api.store, api.now = e.store, e.clock.Now
+	e.putPassword(confID, password)
+
+	tok, err := e.store.Token(t.Context(), confID)
+	require.NoError(t, err)
+	require.Equal(t, fmt.Sprintf("stb%048d", 2), tok)
+	require.EqualValues(t, 2, api.calls.Load())
 }

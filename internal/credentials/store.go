@@ -150,9 +150,11 @@ type flight struct {
 	done  chan struct{}
 	token string
 	err   error
-	// abandoned says that the context of the call that looked up ended,
-	// so err says nothing about the calls that waited.
-	abandoned bool
+	// again says that err says nothing about the conference's token:
+	// the call that looked up gave up (its context ended), or the token
+	// it found was rejected meanwhile. A call with a live context looks
+	// again.
+	again bool
 }
 
 // New validates cfg and deps and returns a Store.
@@ -262,8 +264,8 @@ func (s *Store) Token(ctx context.Context, conferenceID string) (string, error) 
 			case <-ctx.Done():
 				return "", fmt.Errorf("token for conference %s: %w", conferenceID, ctx.Err())
 			}
-			if f.abandoned && ctx.Err() == nil {
-				continue // the call that looked gave up; this one has not
+			if f.again && ctx.Err() == nil {
+				continue
 			}
 			return f.token, f.err
 		}
@@ -277,6 +279,9 @@ func (s *Store) Token(ctx context.Context, conferenceID string) (string, error) 
 		s.mu.Unlock()
 
 		s.run(ctx, conferenceID, known, f)
+		if f.again && ctx.Err() == nil {
+			continue
+		}
 		return f.token, f.err
 	}
 }
@@ -301,8 +306,8 @@ func (s *Store) run(ctx context.Context, conferenceID string, known *cached, f *
 	c := s.cache[conferenceID]
 	if err == nil {
 		if c != nil && c.rejected && c.token == got.token {
-			// Rejected while this look-up ran.
-			f.err = fmt.Errorf("token for conference %s: the vendor rejected it meanwhile; ask again", conferenceID)
+			// Rejected while this look-up ran: the next one passes it by.
+			f.err, f.again = fmt.Errorf("token for conference %s: the vendor rejected it meanwhile", conferenceID), true
 			return
 		}
 		s.putLocked(conferenceID, got, now)
@@ -310,7 +315,7 @@ func (s *Store) run(ctx context.Context, conferenceID string, known *cached, f *
 		return
 	}
 	if ctx.Err() != nil {
-		f.err, f.abandoned = err, true
+		f.err, f.again = err, true
 		return
 	}
 	if c.usable(now) {
