@@ -129,19 +129,6 @@ type Result struct {
 	WorkerID string `json:"workerID"`
 }
 
-// MarshalJSON encodes r with every nil list as an empty array, so that
-// consumers always find arrays where result.schema.json promises them.
-func (r Result) MarshalJSON() ([]byte, error) {
-	type plain Result // same fields, without this method
-	p := plain(r)
-	for _, list := range []*[]string{&p.ParticipantIDs, &p.Disconnected, &p.AlreadyGone, &p.FailedParticipantIDs, &p.BatchIDs} {
-		if *list == nil {
-			*list = []string{}
-		}
-	}
-	return json.Marshal(p)
-}
-
 // DeadLetterReason says why a message went to the dead-letter stream.
 type DeadLetterReason string
 
