@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,13 +69,32 @@ func DecodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, e
 }
 
 func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *ValidationError) {
+	if verr := checkPayload(data); verr != nil {
+		return nil, verr
+	}
+	if req, verr, ok := decodeRequestFast(subject, data, opts); ok {
+		return req, verr
+	}
+	return decodeRequestSlow(subject, data, opts)
+}
+
+// checkPayload checks what is checked before the JSON is read: the size and
+// the encoding.
+func checkPayload(data []byte) *ValidationError {
 	if len(data) > MaxPayloadBytes {
-		return nil, invalid("", "payload is %d bytes; the limit is %d bytes (%d KiB)", len(data), MaxPayloadBytes, MaxPayloadBytes/1024)
+		return invalid("", "payload is %d bytes; the limit is %d bytes (%d KiB)", len(data), MaxPayloadBytes, MaxPayloadBytes/1024)
 	}
 	if !utf8.Valid(data) {
-		return nil, invalid("", "payload is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))
+		return invalid("", "payload is not valid UTF-8 (first bad byte at offset %d)", firstInvalidUTF8(data))
 	}
+	return nil
+}
 
+// decodeRequestSlow decodes any payload that passed [checkPayload] with
+// encoding/json's Decoder, whose errors it reports. [decodeRequestFast]
+// handles the common case, a payload that is a valid JSON object, and must
+// give the same answers; the tests compare the two.
+func decodeRequestSlow(subject string, data []byte, opts DecodeOptions) (*Request, *ValidationError) {
 	// One walk over the object gathers its members; a repeated key is then
 	// reported before any value is judged: which of the values counts is
 	// the ambiguity, whatever either of them holds.
@@ -84,87 +102,111 @@ func decodeRequest(subject string, data []byte, opts DecodeOptions) (*Request, *
 	if verr != nil {
 		return nil, verr
 	}
+	if verr := checkRepeats(members); verr != nil {
+		return nil, verr
+	}
+	dst := new(decoded)
+	for _, m := range members {
+		if verr := dst.decodeMemberSlow(m, opts.MaxParticipants); verr != nil {
+			return nil, verr
+		}
+	}
+	if verr := checkComplete(&dst.req, members, subject, opts); verr != nil {
+		return nil, verr
+	}
+	return &dst.req, nil
+}
+
+// decoded is a Request being decoded, with room for the instant its
+// ExpiresAt points to, so that one allocation serves both.
+type decoded struct {
+	req     Request
+	expires time.Time
+}
+
+func (dst *decoded) decodeMemberSlow(m member, limit int) *ValidationError {
+	switch m.name {
+	case fieldParticipantIDs:
+		ids, err := decodeParticipantIDs(m.raw, limit)
+		if err != nil {
+			return err
+		}
+		dst.req.ParticipantIDs = ids
+		return nil
+	case fieldRequestID, fieldConferenceID, fieldReason, fieldRequestedBy, fieldExpiresAt:
+		s, err := decodeString(m.name, m.raw)
+		if err != nil {
+			return err
+		}
+		return dst.setString(m.name, s)
+	default:
+		return unknownField(m.name)
+	}
+}
+
+// setString sets and checks the string field name to s.
+func (dst *decoded) setString(name, s string) *ValidationError {
+	switch name {
+	case fieldRequestID:
+		dst.req.RequestID = s
+		return validateRequestID(s)
+	case fieldConferenceID:
+		dst.req.ConferenceID = s
+		return validateConferenceID(s)
+	case fieldReason:
+		dst.req.Reason = s
+		return validateText(name, s, MaxReasonLen)
+	case fieldRequestedBy:
+		dst.req.RequestedBy = s
+		return validateText(name, s, MaxRequestedByLen)
+	case fieldExpiresAt:
+		t, err := parseExpiresAt(s)
+		if err != nil {
+			return err
+		}
+		dst.expires = t
+		dst.req.ExpiresAt = &dst.expires
+		return nil
+	}
+	return unknownField(name)
+}
+
+func unknownField(name string) *ValidationError {
+	return invalid("", "unknown field %s; a request has only %s (the worker refuses what it might misread)", quote(name), knownFields)
+}
+
+// checkRepeats refuses a known key that appears more than once; an unknown
+// key is refused with its name quoted later.
+func checkRepeats(members []member) *ValidationError {
 	for i, m := range members {
 		if !knownField(m.name) {
-			continue // refused with its name quoted below
+			continue
 		}
 		for _, earlier := range members[:i] {
 			if earlier.name == m.name {
-				return nil, invalid(m.name, "appears more than once; a repeated key is ambiguous, send it once")
+				return invalid(m.name, "appears more than once; a repeated key is ambiguous, send it once")
 			}
 		}
 	}
+	return nil
+}
 
-	var req Request
-	err := eachOf(members, func(name string, raw json.RawMessage) *ValidationError {
-		switch name {
-		case fieldRequestID:
-			s, err := decodeString(name, raw)
-			if err != nil {
-				return err
-			}
-			req.RequestID = s
-			return validateRequestID(s)
-		case fieldConferenceID:
-			s, err := decodeString(name, raw)
-			if err != nil {
-				return err
-			}
-			req.ConferenceID = s
-			return validateConferenceID(s)
-		case fieldParticipantIDs:
-			ids, err := decodeParticipantIDs(raw, opts.MaxParticipants)
-			if err != nil {
-				return err
-			}
-			req.ParticipantIDs = ids
-			return nil
-		case fieldReason:
-			s, err := decodeString(name, raw)
-			if err != nil {
-				return err
-			}
-			req.Reason = s
-			return validateText(name, s, MaxReasonLen)
-		case fieldRequestedBy:
-			s, err := decodeString(name, raw)
-			if err != nil {
-				return err
-			}
-			req.RequestedBy = s
-			return validateText(name, s, MaxRequestedByLen)
-		case fieldExpiresAt:
-			s, err := decodeString(name, raw)
-			if err != nil {
-				return err
-			}
-			t, err := parseExpiresAt(s)
-			if err != nil {
-				return err
-			}
-			req.ExpiresAt = &t
-			return nil
-		default:
-			return invalid("", "unknown field %s; a request has only %s (the worker refuses what it might misread)", quote(name), knownFields)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
+// checkComplete checks, once every member is decoded, that the required
+// fields are present and that the subject names the conference.
+func checkComplete(req *Request, members []member, subject string, opts DecodeOptions) *ValidationError {
 	for _, name := range []string{fieldRequestID, fieldConferenceID, fieldParticipantIDs} {
 		if !slices.ContainsFunc(members, func(m member) bool { return m.name == name }) {
-			return nil, invalid(name, "is required")
+			return invalid(name, "is required")
 		}
 	}
-
 	token, ok := ConferenceIDFromSubject(subject, opts.SubjectPrefix)
 	if !ok {
-		return nil, invalid("subject", "%s is not %s.<conferenceID>; publish the request to %s.%s", quote(subject), opts.SubjectPrefix, opts.SubjectPrefix, req.ConferenceID)
+		return invalid("subject", "%s is not %s.<conferenceID>; publish the request to %s.%s", quote(subject), opts.SubjectPrefix, opts.SubjectPrefix, req.ConferenceID)
 	}
 	if token != req.ConferenceID {
-		return nil, invalid(fieldConferenceID, "%s does not match the subject's last token %s; publish to %s.%s or fix the conference ID", quote(req.ConferenceID), quote(token), opts.SubjectPrefix, req.ConferenceID)
+		return invalid(fieldConferenceID, "%s does not match the subject's last token %s; publish to %s.%s or fix the conference ID", quote(req.ConferenceID), quote(token), opts.SubjectPrefix, req.ConferenceID)
 	}
-	return &req, nil
+	return nil
 }
 
 func knownField(name string) bool {
@@ -191,6 +233,9 @@ func ConferenceIDFromSubject(subject, prefix string) (string, bool) {
 type member struct {
 	name string
 	raw  json.RawMessage
+	// off is where raw starts in the payload; only the fast path, whose
+	// raw is part of the payload, sets it.
+	off int
 }
 
 // objectMembers returns the members of the single JSON object in data, in
@@ -230,16 +275,6 @@ func objectMembers(data []byte) ([]member, *ValidationError) {
 		return nil, invalid("", "payload has data after the JSON object (at byte %d); send exactly one object", dec.InputOffset())
 	}
 	return members, nil
-}
-
-// eachOf calls fn for each member in order and stops at its first error.
-func eachOf(members []member, fn func(name string, raw json.RawMessage) *ValidationError) *ValidationError {
-	for _, m := range members {
-		if verr := fn(m.name, m.raw); verr != nil {
-			return verr
-		}
-	}
-	return nil
 }
 
 func syntaxError(err error) *ValidationError {
@@ -344,33 +379,6 @@ func decodeParticipantIDs(raw json.RawMessage, limit int) ([]string, *Validation
 		}
 	}
 	return ids, nil
-}
-
-// expiresAtPattern is the shape of an RFC 3339 date-time with a time zone,
-// kept equal to the "pattern" of expiresAt in request.schema.json. Seconds
-// stop at 59: Go's time package cannot represent a leap second.
-var expiresAtPattern = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-5][0-9](\.[0-9]+)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
-
-func parseExpiresAt(s string) (time.Time, *ValidationError) {
-	const field = fieldExpiresAt
-	if !expiresAtPattern.MatchString(s) {
-		return time.Time{}, invalid(field, `%s is not an RFC 3339 date-time with a time zone; write it like "2025-06-01T12:30:00Z" or "2025-06-01T14:30:00+02:00"`, quote(s))
-	}
-	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(s))
-	if err != nil {
-		why := err.Error()
-		var pe *time.ParseError
-		if errors.As(err, &pe) && pe.Message != "" {
-			why = strings.TrimPrefix(pe.Message, ": ")
-		}
-		return time.Time{}, invalid(field, "%s is not a valid date-time: %s", quote(s), why)
-	}
-	t = t.UTC()
-	// JSON (and so a re-published request) can only carry years 0000-9999.
-	if y := t.Year(); y < 0 || y > 9999 {
-		return time.Time{}, invalid(field, "%s is outside the years 0000 to 9999 in UTC", quote(s))
-	}
-	return t, nil
 }
 
 // firstInvalidUTF8 returns the offset of the first byte of data that is not

@@ -3,6 +3,7 @@ package schemas_test
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,19 +38,28 @@ func payload(participantIDs string, extra ...string) string {
 	return `{"requestID":"req-1","conferenceID":"914083136","participantIDs":` + participantIDs + strings.Join(extra, "") + `}`
 }
 
-func TestDecodeRequest(t *testing.T) {
+// decodeCase is a case of TestDecodeRequest; the differential tests of the
+// fast path use the payloads too.
+type decodeCase struct {
+	name    string
+	subject string // testSubject when empty
+	payload string
+	opts    schemas.DecodeOptions
+	want    *schemas.Request
+	// wantField and wantErr describe the error: the Field, and a part
+	// of the whole Error() text.
+	wantField string
+	wantErr   string
+}
+
+func decodeCases() []decodeCase {
+	return slices.Concat(acceptedCases(), refusedPayloadCases(), refusedFieldCases())
+}
+
+// acceptedCases are valid requests.
+func acceptedCases() []decodeCase {
 	expires := time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)
-	tests := []struct {
-		name    string
-		subject string // testSubject when empty
-		payload string
-		opts    schemas.DecodeOptions
-		want    *schemas.Request
-		// wantField and wantErr describe the error: the Field, and a part
-		// of the whole Error() text.
-		wantField string
-		wantErr   string
-	}{
+	return []decodeCase{
 		{
 			name:    "minimal",
 			payload: payload(`["a1"]`),
@@ -108,6 +118,13 @@ func TestDecodeRequest(t *testing.T) {
 			name:    "500 IDs",
 			payload: payload(idList(500, 8)),
 		},
+	}
+}
+
+// refusedPayloadCases are payloads that are not a JSON object of known,
+// unique and present fields.
+func refusedPayloadCases() []decodeCase {
+	return []decodeCase{
 		{name: "empty payload", payload: "", wantErr: "payload is empty"},
 		{name: "only whitespace", payload: " \n ", wantErr: "payload is empty"},
 		{name: "JSON array", payload: `[` + payload(`["a1"]`) + `]`, wantErr: "payload must be a JSON object, not an array"},
@@ -129,6 +146,12 @@ func TestDecodeRequest(t *testing.T) {
 		{name: "unknown field", payload: payload(`["a1"]`, `,"dryRun":true`), wantErr: `unknown field "dryRun"; a request has only requestID, conferenceID, participantIDs, reason, requestedBy and expiresAt`},
 		{name: "key in another case is unknown", payload: `{"RequestID":"req-1","conferenceID":"914083136","participantIDs":["a1"]}`, wantErr: `unknown field "RequestID"`},
 		{name: "duplicate key", payload: `{"requestID":"a","requestID":"b","conferenceID":"914083136","participantIDs":["a1"]}`, wantField: "requestID", wantErr: "requestID: appears more than once"},
+	}
+}
+
+// refusedFieldCases are payloads with a field that is wrong.
+func refusedFieldCases() []decodeCase {
+	return []decodeCase{
 		{name: "null requestID", payload: `{"requestID":null,"conferenceID":"914083136","participantIDs":["a1"]}`, wantField: "requestID", wantErr: "requestID: must be a string, not null"},
 		{name: "number requestID", payload: `{"requestID":42,"conferenceID":"914083136","participantIDs":["a1"]}`, wantField: "requestID", wantErr: "requestID: must be a string, not a number"},
 		{name: "empty requestID", payload: `{"requestID":"","conferenceID":"914083136","participantIDs":["a1"]}`, wantField: "requestID", wantErr: "requestID: must not be empty"},
@@ -179,7 +202,10 @@ func TestDecodeRequest(t *testing.T) {
 		{name: "expiresAt null", payload: payload(`["a1"]`, `,"expiresAt":null`), wantField: "expiresAt", wantErr: "expiresAt: must be a string, not null"},
 		{name: "expiresAt before year 0 in UTC", payload: payload(`["a1"]`, `,"expiresAt":"0000-01-01T00:00:00+01:00"`), wantField: "expiresAt", wantErr: "is outside the years 0000 to 9999 in UTC"},
 	}
-	for _, tt := range tests {
+}
+
+func TestDecodeRequest(t *testing.T) {
+	for _, tt := range decodeCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			subject := tt.subject
 			if subject == "" {

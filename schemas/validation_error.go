@@ -51,17 +51,19 @@ func validateConferenceID(id string) *ValidationError {
 	if n := utf8.RuneCountInString(id); n > MaxConferenceIDLen {
 		return invalid(field, "is %d characters long; the limit is %d", n, MaxConferenceIDLen)
 	}
-	for i, r := range []rune(id) {
+	pos := 0 // the number of the character r, from 1
+	for _, r := range id {
+		pos++
 		if isConferenceIDRune(r) {
 			continue
 		}
 		switch r {
 		case '.':
-			return invalid(field, `contains "." at character %d; "." separates NATS subject tokens, so a conference ID may only contain letters, digits, "_" and "-"`, i+1)
+			return invalid(field, `contains "." at character %d; "." separates NATS subject tokens, so a conference ID may only contain letters, digits, "_" and "-"`, pos)
 		case '*', '>':
-			return invalid(field, `contains %q at character %d; %q is a NATS subject wildcard, so a conference ID may only contain letters, digits, "_" and "-"`, string(r), i+1, string(r))
+			return invalid(field, `contains %q at character %d; %q is a NATS subject wildcard, so a conference ID may only contain letters, digits, "_" and "-"`, string(r), pos, string(r))
 		}
-		return invalid(field, `contains %s at character %d; a conference ID may only contain letters, digits, "_" and "-"`, describeRune(r), i+1)
+		return invalid(field, `contains %s at character %d; a conference ID may only contain letters, digits, "_" and "-"`, describeRune(r), pos)
 	}
 	return nil
 }
@@ -74,9 +76,11 @@ func validateRequestID(id string) *ValidationError {
 	if n := utf8.RuneCountInString(id); n > MaxRequestIDLen {
 		return invalid(field, "is %d characters long; the limit is %d", n, MaxRequestIDLen)
 	}
-	for i, r := range []rune(id) {
+	pos := 0 // the number of the character r, from 1
+	for _, r := range id {
+		pos++
 		if !isRequestIDRune(r) {
-			return invalid(field, `contains %s at character %d; a request ID may only contain letters, digits, ".", "_", ":" and "-"`, describeRune(r), i+1)
+			return invalid(field, `contains %s at character %d; a request ID may only contain letters, digits, ".", "_", ":" and "-"`, describeRune(r), pos)
 		}
 	}
 	return nil
@@ -89,12 +93,14 @@ func validateParticipantID(field, id string) *ValidationError {
 	if n := utf8.RuneCountInString(id); n > MaxParticipantIDLen {
 		return invalid(field, "is %d characters long; the limit is %d", n, MaxParticipantIDLen)
 	}
-	for i, r := range []rune(id) {
+	pos := 0 // the number of the character r, from 1
+	for _, r := range id {
+		pos++
 		if r == ' ' {
-			return invalid(field, "contains a space at character %d; a participant ID is printable ASCII without spaces", i+1)
+			return invalid(field, "contains a space at character %d; a participant ID is printable ASCII without spaces", pos)
 		}
 		if r < 0x21 || r > 0x7E {
-			return invalid(field, "contains %s at character %d; a participant ID is printable ASCII without spaces", describeRune(r), i+1)
+			return invalid(field, "contains %s at character %d; a participant ID is printable ASCII without spaces", describeRune(r), pos)
 		}
 	}
 	return nil
@@ -106,9 +112,11 @@ func validateText(field, s string, limit int) *ValidationError {
 	if n := utf8.RuneCountInString(s); n > limit {
 		return invalid(field, "is %d characters long; the limit is %d", n, limit)
 	}
-	for i, r := range []rune(s) {
+	pos := 0 // the number of the character r, from 1
+	for _, r := range s {
+		pos++
 		if isControl(r) {
-			return invalid(field, "contains control character %s at character %d; use a single line of plain text", describeRune(r), i+1)
+			return invalid(field, "contains control character %s at character %d; use a single line of plain text", describeRune(r), pos)
 		}
 	}
 	return nil
