@@ -142,6 +142,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return errors.New("dispatcher: already started")
 	}
 	d.state, d.started = stateRunning, true
+	d.finisher.run()
 	go d.batcher.run(d.callCtx)
 	return nil
 }
@@ -257,6 +258,7 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	if !started {
 		d.cancelCalls()
 		d.finisher.cancel()
+		d.finisher.stop()
 		return nil
 	}
 
@@ -279,5 +281,6 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.batcher.wait()
 	d.cancelCalls()
 	d.finisher.cancel()
+	d.finisher.stop()
 	return late
 }

@@ -12,9 +12,13 @@ import (
 	"github.com/hangup-dev/hangup/schemas"
 )
 
-// finisher settles each decided request in a goroutine of its own, which
-// it starts and waits for: it publishes the outcome, then acks the
-// message; or it hands the message back to be delivered again.
+// finisher settles each decided request on one of a fixed set of
+// goroutines, which it starts and ends: it publishes the outcome, then
+// acks the message; or it hands the message back to be delivered again.
+//
+// The goroutines are long-lived rather than one per request: a publish
+// waits for the stream's ack, and a fresh goroutine would grow its stack
+// on every request.
 type finisher struct {
 	cfg     Config
 	pub     Publisher
@@ -28,19 +32,59 @@ type finisher struct {
 	// deadline passes. It belongs to the finisher, not to a caller.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// wg counts the requests started and not yet settled.
+	wg sync.WaitGroup
+
+	// work holds the requests started and not yet taken by a goroutine;
+	// each holds a slot, so it never holds more than MaxInFlight.
+	work     chan *request
+	quit     chan struct{}
+	quitOnce sync.Once
+	pool     sync.WaitGroup
 }
 
+// finishers is the most requests settled at once: publishes waiting for
+// their stream acks. At 25,000 requests a second and 10 ms per ack (a
+// replicated stream under load), 250 are under way.
+const finishers = 256
+
 func newFinisher(cfg Config, pub Publisher, defers Deferrals, m *metrics, log *zap.Logger, release func()) *finisher {
-	f := &finisher{cfg: cfg, pub: pub, defers: defers, metrics: m, log: log, release: release}
+	f := &finisher{cfg: cfg, pub: pub, defers: defers, metrics: m, log: log, release: release,
+		work: make(chan *request, cfg.MaxInFlight), quit: make(chan struct{})}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	return f
 }
 
-// start settles r in a goroutine of its own.
+// run starts the goroutines; stop ends them.
+func (f *finisher) run() {
+	n := min(finishers, f.cfg.MaxInFlight)
+	f.pool.Add(n)
+	for range n {
+		go func() {
+			defer f.pool.Done()
+			for {
+				select {
+				case r := <-f.work:
+					f.finish(r)
+				case <-f.quit:
+					return
+				}
+			}
+		}()
+	}
+}
+
+// stop ends the goroutines once every request started is settled (see
+// wait); it is idempotent.
+func (f *finisher) stop() {
+	f.quitOnce.Do(func() { close(f.quit) })
+	f.pool.Wait()
+}
+
+// start queues r to be settled; it never blocks, as r holds a slot.
 func (f *finisher) start(r *request) {
 	f.wg.Add(1)
-	go f.finish(r)
+	f.work <- r
 }
 
 // wait waits for every request started to be settled, or for ctx to end;
@@ -73,14 +117,13 @@ func (f *finisher) finish(r *request) {
 		f.finishInvalid(r.job.Msg, r.invalid)
 		return
 	}
-	req := r.job.Request
-	log := f.log.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
+	log := &requestLog{base: f.log, r: r}
 	if r.aborted {
 		// Not the message's fault: the redelivery does not count towards
 		// the delivery limit.
 		r.deferDelay = 0
 		f.handBack(r, log)
-		log.Info("request handed back for redelivery: shutdown deadline passed during its call")
+		log.get().Info("request handed back for redelivery: shutdown deadline passed during its call")
 		return
 	}
 	now := f.cfg.Now()
@@ -111,7 +154,7 @@ func (f *finisher) giveUp(r *request, now time.Time) bool {
 // result counts, and a dead letter follows only if it was a failure. So a
 // request never has a succeeded result and a dead letter, and a crash
 // between the two publishes is repaired by the redelivery.
-func (f *finisher) publish(r *request, now time.Time, log *zap.Logger) {
+func (f *finisher) publish(r *request, now time.Time, log *requestLog) {
 	req := r.job.Request
 	res := r.result(now, f.cfg.WorkerID)
 	var first *schemas.Result
@@ -121,31 +164,33 @@ func (f *finisher) publish(r *request, now time.Time, log *zap.Logger) {
 		return err
 	})
 	if err != nil {
-		log.Error("result not published; the message will be redelivered", zap.Error(err))
+		log.get().Error("result not published; the message will be redelivered", zap.Error(err))
 		return
 	}
 	if first != nil {
-		log.Info("request was decided before; its first result stands",
+		log.get().Info("request was decided before; its first result stands",
 			zap.String("firstStatus", string(first.Status)), zap.String("thisStatus", string(res.Status)))
 		res = first
 	}
 	if res.Status == schemas.StatusFailed {
 		dl := r.deadLetterFor(res, now, f.cfg.WorkerID)
 		if err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(ctx, dl, req.RequestID) }); err != nil {
-			log.Error("dead letter not published; the message will be redelivered", zap.Error(err))
+			log.get().Error("dead letter not published; the message will be redelivered", zap.Error(err))
 			return
 		}
 		f.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
 	}
 	if err := r.job.Msg.Ack(); err != nil {
-		log.Warn("ack not sent; a redelivery will find the outcome already published", zap.Error(err))
+		log.get().Warn("ack not sent; a redelivery will find the outcome already published", zap.Error(err))
 	}
 	f.metrics.requests.WithLabelValues(string(res.Status)).Inc()
 	if !res.ReceivedAt.IsZero() {
 		f.metrics.latency.Observe(res.CompletedAt.Sub(res.ReceivedAt).Seconds())
 	}
-	log.Debug("request completed", zap.String("status", string(res.Status)),
-		zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+	if ce := f.log.Check(zap.DebugLevel, "request completed"); ce != nil {
+		ce.Write(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID),
+			zap.String("status", string(res.Status)), zap.Int("attempts", res.Attempts), zap.Strings("batchIDs", res.BatchIDs))
+	}
 }
 
 // finishInvalid publishes the dead letter of an invalid message, then
@@ -171,26 +216,46 @@ func (f *finisher) finishInvalid(msg Message, inv *invalidMessage) {
 // handBack releases a deferred request's message for redelivery after its
 // delay, first recording the deferral so that it does not count as a
 // failed delivery.
-func (f *finisher) handBack(r *request, log *zap.Logger) {
+func (f *finisher) handBack(r *request, log *requestLog) {
 	src := r.job.Source
 	if f.defers != nil && src.Stream != "" {
 		ctx, cancel := context.WithTimeout(f.ctx, f.cfg.PublishTimeout)
 		err := f.defers.Record(ctx, src.Stream, src.StreamSequence)
 		cancel()
 		if err != nil {
-			log.Warn("deferral not recorded; this redelivery will count towards the delivery limit", zap.Error(err))
+			log.get().Warn("deferral not recorded; this redelivery will count towards the delivery limit", zap.Error(err))
 		}
 	}
 	if err := r.job.Msg.NakWithDelay(r.deferDelay); err != nil {
-		log.Warn("hand back", zap.Error(err))
+		log.get().Warn("hand back", zap.Error(err))
 	}
 	if r.deferDelay > 0 {
 		f.metrics.deferred.Inc()
 	}
-	log.Debug("request handed back for later", zap.Duration("delay", r.deferDelay))
+	if ce := f.log.Check(zap.DebugLevel, "request handed back for later"); ce != nil {
+		ce.Write(zap.String("requestID", r.job.Request.RequestID), zap.String("conferenceID", r.job.Request.ConferenceID),
+			zap.Duration("delay", r.deferDelay))
+	}
 }
 
 // retry runs fn with outcome.Retry until the shutdown deadline.
 func (f *finisher) retry(fn func(ctx context.Context) error) error {
 	return outcome.Retry(f.ctx, f.cfg.PublishTimeout, fn)
+}
+
+// requestLog is the logger of one request, made only when something is
+// logged: most requests finish without a line, and a logger with fields
+// costs allocations on every one of them.
+type requestLog struct {
+	base *zap.Logger
+	r    *request
+	l    *zap.Logger
+}
+
+func (l *requestLog) get() *zap.Logger {
+	if l.l == nil {
+		req := l.r.job.Request
+		l.l = l.base.With(zap.String("requestID", req.RequestID), zap.String("conferenceID", req.ConferenceID))
+	}
+	return l.l
 }
