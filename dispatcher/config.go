@@ -106,7 +106,7 @@ func (c *Config) setDefaults() {
 		c.ConferenceCalls = 4
 	}
 	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 1000
+		c.MaxInFlight = 2000
 	}
 	if c.RetryInitial == 0 {
 		c.RetryInitial = 200 * time.Millisecond

@@ -93,7 +93,7 @@ func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 	want := map[string]string{
 		"nats-url": "nats://127.0.0.1:4222", "nats-creds": "", "api-base-url": "https://api.meeting.huaweicloud.com",
 		"api-ca-file": "", "api-timeout": "10s", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
-		"linger": "50ms", "max-in-flight": "1000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
+		"linger": "50ms", "max-in-flight": "2000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
 		"defer-max": "1h0m0s", "credentials-bucket": "meeting_credentials", "token-bucket": "hangup_tokens",
 		"max-participants": "500", "max-deliveries": "5", "retry-initial": "200ms", "retry-max-interval": "10s",
 		"retry-max-elapsed": "2m0s", "ack-wait": "30s", "shutdown-timeout": "25s", "provision": "true",
@@ -138,7 +138,7 @@ func TestPartsErrorsNameFlagAndVariable(t *testing.T) {
 		{"worker", []string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout (HANGUP_SHUTDOWN_TIMEOUT): must be positive"},
 		{"worker", []string{"--http-addr", "nope"}, `--http-addr (HANGUP_HTTP_ADDR): "nope" is not host:port`},
 		{"worker", []string{"--nats-url", "::x"}, "--nats-url (HANGUP_NATS_URL): entry 1 is not a NATS URL"},
-		{"worker", []string{"--max-ack-pending", "5"}, "--max-ack-pending (HANGUP_MAX_ACK_PENDING): must be at least --max-in-flight (HANGUP_MAX_IN_FLIGHT) (1000), got 5"},
+		{"worker", []string{"--max-ack-pending", "5"}, "--max-ack-pending (HANGUP_MAX_ACK_PENDING): must be at least --max-in-flight (HANGUP_MAX_IN_FLIGHT) (2000), got 5"},
 		{"worker", []string{"--token-bucket", "meeting_credentials"}, "--token-bucket (HANGUP_TOKEN_BUCKET): must differ from --credentials-bucket (HANGUP_CREDENTIALS_BUCKET)"},
 		{"topology", []string{"--replicas", "9"}, "--replicas (HANGUP_REPLICAS): must be between 1 and 5, got 9"},
 		{"topology", []string{"--dlq-subject-prefix", "a.>"}, `--dlq-subject-prefix (HANGUP_DLQ_SUBJECT_PREFIX): "a.>" is not a literal subject prefix`},
