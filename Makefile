@@ -23,9 +23,12 @@ lint:
 # Ten minutes for each decoder of untrusted input.
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeRequest -fuzztime=10m ./schemas/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeFastMatchesSlow -fuzztime=10m ./schemas/
+	$(GO) test -run='^$$' -fuzz=FuzzResultMarshalJSON -fuzztime=5m ./schemas/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeError -fuzztime=10m ./meetingclient/
 
 bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./schemas/ ./dispatcher/
 	$(GO) test -run='^$$' -bench=. -benchtime=3x -count=3 ./internal/worker/
 
 demo:

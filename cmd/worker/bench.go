@@ -33,6 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Uint64Var(&w.Seed, "seed", 1, "seed of the workload and the simulator")
 	fs.DurationVar(&cfg.Latency, "latency", 20*time.Millisecond, "latency of each simulated API call")
 	fs.IntVar(&cfg.MaxConcurrent, "max-concurrent", 64, "most hang-up calls the vendor takes at once (429 beyond)")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "publish the requests at this steady rate per second while each pipeline runs (0: as a backlog before it)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS server (empty: an embedded one); its DISCONNECT_* streams are deleted")
 	fs.BoolVar(&cfg.WipeStreams, "wipe-streams", false, "allow deleting streams of an external server that hold messages")
 	fs.StringVar(&out, "out", "bench-out", "directory for bench.md, bench.json and bench.png")
@@ -42,6 +43,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "longest drain of one pipeline")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) of the hangup pipeline to this file")
 	fs.StringVar(&logLevel, "log-level", "warn", "worker log level (logs go to stderr)")
+	var ownProcess bool
+	fs.BoolVar(&ownProcess, "worker-process", false, "run hangup as a `worker run` process of its own and report that process's RSS and CPU")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -64,6 +67,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer func() { _ = log.Sync() }()
 	cfg.Logger = log.With(zap.String("component", "worker"))
+	cfg.WorkerLogLevel = logLevel
+	if ownProcess {
+		if cfg.WorkerBinary, err = os.Executable(); err != nil {
+			return fmt.Errorf("--worker-process: %w", err)
+		}
+	}
 	cfg.Progress = stderr
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +106,48 @@ func TestRunRefusesAnExternalServerInUse(t *testing.T) {
 	require.True(t, rep.OK())
 	require.Contains(t, rep.Machine.NATS, "external nats-server")
 	require.Equal(t, 50, rep.Pipelines[0].Results)
+}
+
+// TestRunAtASteadyRateInAProcessOfItsOwn paces the requests while hangup
+// runs as `worker run`, a process built from this module: every request
+// gets exactly one result, the publishing takes as long as the rate says,
+// and the worker's process is measured apart from the bench's.
+func TestRunAtASteadyRateInAProcessOfItsOwn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the worker binary")
+	}
+	bin := filepath.Join(t.TempDir(), "worker")
+	build := exec.Command("go", "build", "-o", bin, "github.com/hangup-dev/hangup/cmd/worker")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const n, rate = 400, 400.0
+	rep, err := Run(ctx, Config{
+		Workload:     WorkloadConfig{Requests: n, Conferences: 20, Seed: 3},
+		Latency:      2 * time.Millisecond,
+		StoreDir:     t.TempDir(),
+		Pipelines:    []Pipeline{PipelineHangup},
+		Rate:         rate,
+		WorkerBinary: bin,
+		Timeout:      time.Minute,
+	})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "violations: %+v", rep.Pipelines)
+	res := rep.Pipelines[0]
+	require.Equal(t, n, res.Results)
+	require.Zero(t, res.Missing+res.Duplicates+res.Unknown+res.Unacked)
+	require.Equal(t, rate, rep.Settings.Rate)
+	require.Zero(t, res.BacklogPublishSeconds, "no backlog is published before the pipeline")
+	// The last request is due (n-1)/rate after the start: the drain cannot
+	// be shorter, as it would be with a backlog.
+	require.GreaterOrEqual(t, res.DrainSeconds, float64(n-1)/rate)
+	require.Positive(t, res.WorkerPeakRSSBytes, "the worker's own process is measured")
+	require.Positive(t, res.WorkerCPUSeconds)
+
+	var md bytes.Buffer
+	require.NoError(t, rep.WriteMarkdown(&md))
+	require.Contains(t, md.String(), "published at a steady 400 per second")
+	require.Contains(t, md.String(), "ran as a process of its own")
 }

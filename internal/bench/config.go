@@ -33,6 +33,11 @@ type Config struct {
 	// streams of an external server that hold messages. Defaults to false:
 	// such a server is refused.
 	WipeStreams bool
+	// Rate, when positive, publishes the requests at this steady rate (per
+	// second) while each pipeline runs, instead of as a backlog before it
+	// starts: latency then shows what a request waits at that load rather
+	// than in a queue. Defaults to 0 (a backlog).
+	Rate float64
 	// PlainHandlers is how many requests the plain handler works on in
 	// parallel. Defaults to 32.
 	PlainHandlers int
@@ -40,6 +45,12 @@ type Config struct {
 	// URL, worker ID and provisioning, and turns its HTTP endpoint off.
 	// Defaults to DefaultWorkerConfig().
 	Worker *worker.Config
+	// WorkerBinary, when set, runs the hangup pipeline as `WorkerBinary run`,
+	// a process of its own configured like Worker, and reports that
+	// process's peak RSS and CPU. Defaults to "" (in the bench's process).
+	WorkerBinary string
+	// WorkerLogLevel is the log level of that process. Defaults to "warn".
+	WorkerLogLevel string
 	// Runs is how often each pipeline runs; the pipelines take turns, and
 	// the report keeps the run with the median throughput. Defaults to 1.
 	Runs int
@@ -100,6 +111,9 @@ func (c *Config) setDefaults() {
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Minute
 	}
+	if c.WorkerLogLevel == "" {
+		c.WorkerLogLevel = "warn"
+	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
@@ -112,6 +126,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConcurrent < 1 {
 		errs = append(errs, fmt.Errorf("MaxConcurrent: must be at least 1, got %d", c.MaxConcurrent))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("Rate: must not be negative, got %g", c.Rate))
 	}
 	if c.PlainHandlers < 1 {
 		errs = append(errs, fmt.Errorf("PlainHandlers: must be at least 1, got %d", c.PlainHandlers))

@@ -20,6 +20,7 @@ import (
 // reads VmHWM at the end, which catches peaks between samples.
 type rssSampler struct {
 	interval time.Duration
+	proc     string // "/proc/self" or "/proc/<pid>"
 	hwmReset bool
 	stopCh   chan struct{}
 	done     chan struct{}
@@ -30,9 +31,14 @@ type rssSampler struct {
 // startRSSSampler resets the high-water mark if it can and starts
 // sampling. stop must be called.
 func startRSSSampler(interval time.Duration) *rssSampler {
-	s := &rssSampler{interval: interval, stopCh: make(chan struct{}), done: make(chan struct{})}
+	return startRSSSamplerOf("/proc/self", interval)
+}
+
+// startRSSSamplerOf samples the process whose /proc directory is proc.
+func startRSSSamplerOf(proc string, interval time.Duration) *rssSampler {
+	s := &rssSampler{interval: interval, proc: proc, stopCh: make(chan struct{}), done: make(chan struct{})}
 	// "5" resets the peak RSS (VmHWM) to the current RSS (Linux 4.0+).
-	s.hwmReset = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
+	s.hwmReset = os.WriteFile(proc+"/clear_refs", []byte("5"), 0) == nil
 	s.sample()
 	go s.loop()
 	return s
@@ -53,7 +59,7 @@ func (s *rssSampler) loop() {
 }
 
 func (s *rssSampler) sample() {
-	st := readProcStatus()
+	st := readProcStatus(s.proc)
 	s.mu.Lock()
 	s.peak = max(s.peak, st["VmRSS"])
 	s.mu.Unlock()
@@ -68,14 +74,14 @@ func (s *rssSampler) stop() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.hwmReset {
-		s.peak = max(s.peak, readProcStatus()["VmHWM"])
+		s.peak = max(s.peak, readProcStatus(s.proc)["VmHWM"])
 	}
 	return s.peak
 }
 
-// readProcStatus returns the kB fields of /proc/self/status in bytes.
-func readProcStatus() map[string]uint64 {
-	data, err := os.ReadFile("/proc/self/status")
+// readProcStatus returns the kB fields of <proc>/status in bytes.
+func readProcStatus(proc string) map[string]uint64 {
+	data, err := os.ReadFile(proc + "/status")
 	if err != nil {
 		return map[string]uint64{}
 	}

@@ -38,20 +38,23 @@ type Machine struct {
 
 // Settings are the run's settings, defaults filled in.
 type Settings struct {
-	Requests         int        `json:"requests"`
-	Conferences      int        `json:"conferences"`
-	Skew             float64    `json:"skew"`
-	BurstMin         int        `json:"burstMin"`
-	BurstMax         int        `json:"burstMax"`
-	MaxIDsPerRequest int        `json:"maxIDsPerRequest"`
-	Pattern          Pattern    `json:"pattern"`
-	Seed             uint64     `json:"seed"`
-	Latency          Duration   `json:"latency"`
-	MaxConcurrent    int        `json:"maxConcurrent"`
-	PlainHandlers    int        `json:"plainHandlers"`
-	Pipelines        []Pipeline `json:"pipelines"`
-	Runs             int        `json:"runs"`
-	Timeout          Duration   `json:"timeout"`
+	Requests         int      `json:"requests"`
+	Conferences      int      `json:"conferences"`
+	Skew             float64  `json:"skew"`
+	BurstMin         int      `json:"burstMin"`
+	BurstMax         int      `json:"burstMax"`
+	MaxIDsPerRequest int      `json:"maxIDsPerRequest"`
+	Pattern          Pattern  `json:"pattern"`
+	Seed             uint64   `json:"seed"`
+	Latency          Duration `json:"latency"`
+	MaxConcurrent    int      `json:"maxConcurrent"`
+	// Rate is the steady publishing rate (requests per second); 0 means
+	// the requests were published as a backlog before each pipeline.
+	Rate          float64    `json:"rate,omitempty"`
+	PlainHandlers int        `json:"plainHandlers"`
+	Pipelines     []Pipeline `json:"pipelines"`
+	Runs          int        `json:"runs"`
+	Timeout       Duration   `json:"timeout"`
 	// Hangup is the worker's tuning.
 	Hangup HangupSettings `json:"hangup"`
 }
@@ -123,6 +126,11 @@ type PipelineResult struct {
 	// the drain (other processes, and time stolen by the hypervisor): noise
 	// when it is large.
 	OtherCPUSeconds float64 `json:"otherCPUSeconds"`
+	// WorkerPeakRSSBytes and WorkerCPUSeconds are those of the worker's
+	// own process during the drain, when hangup ran as one
+	// (Config.WorkerBinary).
+	WorkerPeakRSSBytes uint64  `json:"workerPeakRSSBytes,omitempty"`
+	WorkerCPUSeconds   float64 `json:"workerCPUSeconds,omitempty"`
 	// RunsRequestsPerSecond is the throughput of every run when the bench
 	// ran each pipeline more than once; the other fields are those of the
 	// run with the median throughput.
@@ -234,10 +242,14 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		"%d–%d fresh participant IDs per request (%s in all), seed %d. Vendor: %s per call, at most %d calls at once. NATS: %s.\n\n",
 		group(int64(wl.Requests)), group(int64(s.Conferences)), s.Skew, group(int64(wl.ConferencesUsed)), group(int64(wl.Bursts)),
 		s.BurstMin, s.BurstMax, 1, s.MaxIDsPerRequest, group(int64(wl.IDs)), s.Seed, time.Duration(s.Latency), s.MaxConcurrent, r.Machine.NATS)
-	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), %s, %s. Each pipeline drains a backlog published before it starts; "+
+	how := "Each pipeline drains a backlog published before it starts"
+	if s.Rate > 0 {
+		how = fmt.Sprintf("The requests are published at a steady %s per second while each pipeline runs", group(int64(s.Rate+0.5)))
+	}
+	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), %s, %s. %s; "+
 		"latency runs from the request's stream timestamp to its result's; RSS and CPU are the whole process's during the drain "+
 		"(NATS server, simulator and pipeline in one process).",
-		r.Machine.GOOS, r.Machine.GOARCH, r.Machine.CPUs, r.Machine.CPUModel, gib(r.Machine.MemoryBytes), r.Machine.GoVersion)
+		r.Machine.GOOS, r.Machine.GOARCH, r.Machine.CPUs, r.Machine.CPUModel, gib(r.Machine.MemoryBytes), r.Machine.GoVersion, how)
 	if r.Machine.Revision != "" {
 		fmt.Fprintf(&b, " Code: %s.", r.Machine.Revision)
 	}
@@ -287,6 +299,10 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "%s.\n", strings.Join(ratios, "; "))
 	}
 	for _, p := range r.Pipelines {
+		if p.WorkerPeakRSSBytes > 0 {
+			fmt.Fprintf(&b, "\nThe %s pipeline ran as a process of its own (`worker run`): its peak RSS was %s and it used %.1f s of CPU during the drain (%.0f µs per request).\n",
+				p.Pipeline, mib(p.WorkerPeakRSSBytes), p.WorkerCPUSeconds, 1e6*p.WorkerCPUSeconds/float64(max(p.Requests, 1)))
+		}
 		for _, v := range p.Violations {
 			fmt.Fprintf(&b, "\n**VIOLATION** (%s): %s\n", p.Pipeline, v)
 		}

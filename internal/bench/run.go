@@ -149,7 +149,7 @@ func newReport(cfg Config, wl *Workload, natsDesc string) *Report {
 			BurstMin: wl.Config.BurstMin, BurstMax: wl.Config.BurstMax, MaxIDsPerRequest: wl.Config.MaxIDsPerRequest,
 			Pattern: wl.Config.Pattern, Seed: wl.Config.Seed, Latency: Duration(cfg.Latency),
 			MaxConcurrent: cfg.MaxConcurrent, PlainHandlers: cfg.PlainHandlers, Pipelines: slices.Clone(cfg.Pipelines),
-			Runs: cfg.Runs, Timeout: Duration(cfg.Timeout),
+			Runs: cfg.Runs, Timeout: Duration(cfg.Timeout), Rate: cfg.Rate,
 			Hangup: HangupSettings{
 				MaxBatch: w.MaxBatch, Linger: Duration(w.Linger), APIConcurrency: w.APIConcurrency, APIRate: w.APIRate,
 				MaxInFlight: w.MaxInFlight, MaxAckPending: w.MaxAckPending, CredentialsBucket: w.CredentialsBucket,
@@ -215,13 +215,16 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 		return nil, err
 	}
 	defer v.close()
-	e.progress("[%s] publishing a backlog of %s requests", p, group(int64(n)))
-	pubStart := time.Now()
-	if err := e.publishBacklog(ctx, v.tokens); err != nil {
-		return nil, err
+	res := &PipelineResult{Pipeline: p, Requests: n}
+	if e.cfg.Rate == 0 {
+		e.progress("[%s] publishing a backlog of %s requests", p, group(int64(n)))
+		pubStart := time.Now()
+		if err := e.publishRequests(ctx, v.tokens, nil); err != nil {
+			return nil, err
+		}
+		res.BacklogPublishSeconds = time.Since(pubStart).Seconds()
+		e.progress("[%s] published in %.1f s; draining", p, res.BacklogPublishSeconds)
 	}
-	res := &PipelineResult{Pipeline: p, Requests: n, BacklogPublishSeconds: time.Since(pubStart).Seconds()}
-	e.progress("[%s] published in %.1f s; draining", p, res.BacklogPublishSeconds)
 
 	nc, err := nats.Connect(e.url, nats.Name("hangup bench "+string(p)))
 	if err != nil {
@@ -236,7 +239,13 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 	case PipelineHangup:
 		wcfg := *e.cfg.Worker
 		wcfg.NATSURL, wcfg.APIBaseURL = e.url, v.URL
-		if r, err = newHangupRunner(nc, wcfg, e.cfg.Logger); err != nil {
+		if e.cfg.WorkerBinary != "" {
+			nc.Close() // the process has connections of its own
+			r, err = newProcessRunner(e.cfg.WorkerBinary, wcfg, e.cfg.WorkerLogLevel)
+		} else {
+			r, err = newHangupRunner(nc, wcfg, e.cfg.Logger)
+		}
+		if err != nil {
 			nc.Close()
 			return nil, err
 		}
@@ -272,7 +281,11 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 	var stored uint64
 	var waitErr error
 	if startErr == nil {
+		pubErr := e.publishPaced(ctx, p, v.tokens)
 		drained, stored, waitErr = e.waitForResults(ctx, p, start)
+		if err := <-pubErr; err != nil {
+			waitErr = errors.Join(waitErr, err)
+		}
 	}
 	elapsed := time.Since(start)
 	user1, sys1 := cpuTime()
@@ -293,6 +306,12 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 	res.RequestsPerSecond = float64(stored) / elapsed.Seconds()
 	own := (user1 - user0) + (sys1 - sys0)
 	res.CPUUserSeconds, res.CPUSystemSeconds = (user1 - user0).Seconds(), (sys1 - sys0).Seconds()
+	if pr, ok := r.(*processRunner); ok {
+		// The worker's process is part of the pipeline, not of the rest
+		// of the machine.
+		res.WorkerPeakRSSBytes, res.WorkerCPUSeconds = pr.peakRSS, pr.cpu.Seconds()
+		own += pr.cpu
+	}
 	res.OtherCPUSeconds = max(busy1-busy0-own, 0).Seconds()
 	if !drained {
 		res.Violations = append(res.Violations, fmt.Sprintf("not drained: %v", waitErr))
@@ -350,11 +369,42 @@ func (e *env) resetStreams(ctx context.Context) error {
 	return err
 }
 
-// publishBacklog publishes every request as a producer does: to
+// publishPaced publishes the requests at the configured steady rate in a
+// goroutine of its own, when a rate is set, and reports its end on the
+// channel returned; without a rate the channel reports nil at once.
+func (e *env) publishPaced(ctx context.Context, p Pipeline, tokens map[string]string) <-chan error {
+	done := make(chan error, 1)
+	if e.cfg.Rate == 0 {
+		done <- nil
+		return done
+	}
+	e.progress("[%s] publishing %s requests at %s per second", p, group(int64(len(e.wl.Requests))), group(int64(e.cfg.Rate+0.5)))
+	start := time.Now()
+	interval := time.Duration(float64(time.Second) / e.cfg.Rate)
+	go func() {
+		done <- e.publishRequests(ctx, tokens, func(i int) error {
+			// Request i is due at start + i/rate; sleep only when ahead by
+			// more than a millisecond, so that timer granularity does not
+			// lower the rate.
+			if ahead := time.Until(start.Add(time.Duration(i) * interval)); ahead > time.Millisecond {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(ahead):
+				}
+			}
+			return nil
+		})
+	}()
+	return done
+}
+
+// publishRequests publishes every request as a producer does: to
 // <prefix>.<conferenceID>, Nats-Msg-Id = request ID, the meeting's control
-// token in X-Conference-Authorization. It returns once the stream holds
+// token in X-Conference-Authorization. pace, when not nil, is called
+// before request i and may wait. It returns once the stream has stored
 // them all.
-func (e *env) publishBacklog(ctx context.Context, tokens map[string]string) error {
+func (e *env) publishRequests(ctx context.Context, tokens map[string]string, pace func(i int) error) error {
 	var mu sync.Mutex // the handler runs on the connection's goroutine
 	var failed int
 	var firstErr error
@@ -375,6 +425,11 @@ func (e *env) publishBacklog(ctx context.Context, tokens map[string]string) erro
 		msg.Data = req.Payload
 		msg.Header.Set(schemas.MsgIDHeader, req.ID)
 		msg.Header.Set(schemas.TokenHeader, tokens[req.ConferenceID])
+		if pace != nil {
+			if err := pace(i); err != nil {
+				return err
+			}
+		}
 		for {
 			_, err := js.PublishMsgAsync(msg)
 			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
@@ -399,14 +454,17 @@ func (e *env) publishBacklog(ctx context.Context, tokens map[string]string) erro
 	mu.Lock()
 	defer mu.Unlock()
 	if failed > 0 {
-		return fmt.Errorf("publish backlog: %d publishes failed, the first: %w", failed, firstErr)
+		return fmt.Errorf("publish requests: %d publishes failed, the first: %w", failed, firstErr)
+	}
+	if pace != nil {
+		return nil // the pipeline consumes them as they come
 	}
 	got, err := streamMsgs(ctx, e.js, e.topo.RequestStream)
 	if err != nil {
 		return err
 	}
 	if got != uint64(len(e.wl.Requests)) {
-		return fmt.Errorf("publish backlog: stream %s holds %d messages, want %d", e.topo.RequestStream, got, len(e.wl.Requests))
+		return fmt.Errorf("publish requests: stream %s holds %d messages, want %d", e.topo.RequestStream, got, len(e.wl.Requests))
 	}
 	return nil
 }
