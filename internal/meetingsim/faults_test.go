@@ -23,7 +23,7 @@ func TestInjectedErrorRemovesNobody(t *testing.T) {
 	require.Equal(t, []Call{{
 		Time: e.clock.Now(), ConferenceID: confID, ParticipantIDs: []string{"p-0001"},
 		Status: 500, Code: "MMC.111070003", RequestID: r.header.Get(HeaderRequestID),
-		Injected: true, Fault: "error",
+		Injected: true, Fault: "error", Answered: e.clock.Now(),
 	}}, e.sim.Calls())
 	require.Equal(t, 1, e.sim.Stats().InjectedFaults)
 

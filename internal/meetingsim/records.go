@@ -29,7 +29,17 @@ type Call struct {
 	// Fault names the injected fault: "outage", "dropped", "flow_control",
 	// "error" or "canceled"; empty when Injected is false.
 	Fault string `json:"fault,omitempty"`
+	// Answered is when the simulator decided the answer, after its
+	// injected latency: the call ran from Time to Answered.
+	Answered time.Time `json:"answered"`
+	// Caller is the X-Sim-Caller header of the call, which a test sets to
+	// tell apart the workers sharing one simulator; empty when absent.
+	Caller string `json:"caller,omitempty"`
 }
+
+// HeaderCaller names the caller of a call in the simulator's records
+// (Call.Caller). It is the simulator's own, not the vendor's.
+const HeaderCaller = "X-Sim-Caller"
 
 // Disconnect records one participant actually removed from a meeting.
 type Disconnect struct {
@@ -84,6 +94,7 @@ func (st Stats) clone() Stats {
 
 // recordCallLocked appends c and the disconnects it caused. s.mu is held.
 func (s *Simulator) recordCallLocked(c Call, removed []string) {
+	c.Answered = s.now()
 	s.calls = appendCapped(s.calls, c, s.maxRecords)
 	s.stats.Calls++
 	if s.stats.CallsByStatus == nil {

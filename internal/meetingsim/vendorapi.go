@@ -140,6 +140,7 @@ func readHangUp(w http.ResponseWriter, r *http.Request, requestID string, now ti
 			Time:         now,
 			ConferenceID: r.URL.Query().Get("conferenceID"),
 			RequestID:    requestID,
+			Caller:       r.Header.Get(HeaderCaller),
 		},
 		token: parseAuthorization(r.Header.Get(HeaderAuthorization)),
 	}

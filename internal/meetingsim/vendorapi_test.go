@@ -159,7 +159,7 @@ func TestHangUpRemovesParticipants(t *testing.T) {
 	}, e.sim.Disconnects())
 	require.Equal(t, []Call{{
 		Time: now, ConferenceID: confID, ParticipantIDs: []string{"p-0001", "p-0003"},
-		Status: 200, RequestID: reqID,
+		Status: 200, RequestID: reqID, Answered: now,
 	}}, e.sim.Calls())
 	st := e.sim.Stats()
 	require.Equal(t, 1, st.Calls)
@@ -392,4 +392,20 @@ func TestParseAuthorization(t *testing.T) {
 	for in, want := range cases {
 		require.Equal(t, want, parseAuthorization(in), "header %q", in)
 	}
+}
+
+// A call names its caller in the records when it carries X-Sim-Caller,
+// and runs from its arrival to its answer, after the injected latency.
+func TestCallRecordsCallerAndAnswerTime(t *testing.T) {
+	e := newEnv(t, Config{})
+	tok := e.token(confID)
+	h := map[string]string{"Content-Type": "application/json", HeaderAuthorization: tok, HeaderCaller: "worker-2"}
+	r := e.mustDo(http.MethodPost, PathHangUp+"?conferenceID="+confID, h, `{"bulkHangUpParticipants":["p-0001"]}`)
+	require.Equal(t, http.StatusOK, r.status)
+	calls := e.sim.Calls()
+	require.Len(t, calls, 1)
+	require.Equal(t, "worker-2", calls[0].Caller)
+	require.False(t, calls[0].Answered.Before(calls[0].Time))
+	e.hangUp(confID, tok, "p-0002")
+	require.Empty(t, e.sim.Calls()[1].Caller, "no header, no caller")
 }
