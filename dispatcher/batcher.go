@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -24,9 +25,15 @@ type batcher struct {
 
 	submitCh chan *request
 	doneCh   chan *batchOutcome
-	stopping <-chan struct{} // closed when Stop begins
-	done     chan struct{}   // closed when run returns
-	calls    sync.WaitGroup  // call-chain goroutines
+	// callLimit is the most calls in flight, this worker's share of
+	// APIConcurrency: set by setCallLimit from any goroutine, read by the
+	// loop. limitRaised wakes the loop when it was raised; a buffer of 1
+	// keeps one pending wake-up.
+	callLimit   atomic.Int64
+	limitRaised chan struct{}
+	stopping    <-chan struct{} // closed when Stop begins
+	done        chan struct{}   // closed when run returns
+	calls       sync.WaitGroup  // call-chain goroutines
 
 	// Owned by the loop goroutine.
 	confs         map[string]*conference
@@ -52,20 +59,35 @@ type conference struct {
 }
 
 func newBatcher(cfg Config, c *caller, f *finisher, m *metrics, log *zap.Logger, stopping <-chan struct{}) *batcher {
-	return &batcher{
-		cfg:      cfg,
-		caller:   c,
-		finisher: f,
-		metrics:  m,
-		log:      log,
-		submitCh: make(chan *request),
-		doneCh:   make(chan *batchOutcome),
-		stopping: stopping,
-		done:     make(chan struct{}),
-		confs:    make(map[string]*conference),
-		waiting:  make(map[*conference]struct{}),
-		held:     make(map[*request]struct{}),
-		memory:   newMemory(cfg.GoneMemory),
+	b := &batcher{
+		cfg:         cfg,
+		caller:      c,
+		finisher:    f,
+		metrics:     m,
+		log:         log,
+		submitCh:    make(chan *request),
+		doneCh:      make(chan *batchOutcome),
+		limitRaised: make(chan struct{}, 1),
+		stopping:    stopping,
+		done:        make(chan struct{}),
+		confs:       make(map[string]*conference),
+		waiting:     make(map[*conference]struct{}),
+		held:        make(map[*request]struct{}),
+		memory:      newMemory(cfg.GoneMemory),
+	}
+	b.callLimit.Store(int64(cfg.APIConcurrency))
+	return b
+}
+
+// setCallLimit makes n the most calls in flight. Calls in flight beyond a
+// lower limit run on; no new one starts until they are below it. A higher
+// limit wakes the loop, so that batches waiting for a call start at once.
+func (b *batcher) setCallLimit(n int) {
+	if old := b.callLimit.Swap(int64(n)); int64(n) > old {
+		select {
+		case b.limitRaised <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -95,6 +117,7 @@ func (b *batcher) run(ctx context.Context) {
 			b.accept(r)
 		case out := <-b.doneCh:
 			b.complete(out)
+		case <-b.limitRaised:
 		case <-timer.C:
 		case <-keep.C:
 			b.keepAlive()
@@ -165,6 +188,7 @@ func (b *batcher) accept(r *request) {
 // one falls due (zero if none waits on time).
 func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 	var next time.Time
+	limit := int(b.callLimit.Load())
 	for c := range b.waiting {
 		if !b.mayStart(c) {
 			continue
@@ -176,8 +200,8 @@ func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 			}
 			continue
 		}
-		if b.inFlightCalls >= b.cfg.APIConcurrency {
-			// A call completing wakes the loop again.
+		if b.inFlightCalls >= limit {
+			// A call completing, or a higher limit, wakes the loop again.
 			return next
 		}
 		b.dropExpired(c)
@@ -189,7 +213,7 @@ func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 		// A batch answered from memory leaves the conference idle: send
 		// the rest of its pending IDs now, not at the next event; full
 		// batches may go in parallel up to ConferenceCalls.
-		for len(c.order) > 0 && b.mayStart(c) && b.inFlightCalls < b.cfg.APIConcurrency {
+		for len(c.order) > 0 && b.mayStart(c) && b.inFlightCalls < limit {
 			b.send(ctx, c)
 		}
 	}

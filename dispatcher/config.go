@@ -15,8 +15,18 @@ type Config struct {
 	// before its batch is sent. Defaults to 50ms.
 	Linger time.Duration
 	// APIConcurrency is the most hang-up calls in flight over all
-	// conferences. Defaults to 32.
+	// conferences and all the workers of a deployment. The live workers
+	// share it equally (see Dispatcher.SetShare): each may have
+	// APIConcurrency/members calls in flight, rounded down so that the sum
+	// never exceeds it, and at least 1, so that with more workers than
+	// calls the deployment may have one call per worker in flight. With one
+	// worker, or until SetShare is first called, the worker has all of it.
+	// Defaults to 32.
 	APIConcurrency int
+	// WorkerAPIConcurrency caps the calls this worker has in flight,
+	// whatever its share of APIConcurrency; 0 means no cap beyond the share.
+	// Defaults to 0.
+	WorkerAPIConcurrency int
 	// ConferenceCalls is the most call chains in flight for one
 	// conference. The first may carry any batch that is due; the others
 	// start only with a full batch (MaxBatch IDs), and only once a chain of
@@ -44,9 +54,17 @@ type Config struct {
 	// PublishTimeout bounds one publish of an outcome and one ack. Defaults
 	// to 10s.
 	PublishTimeout time.Duration
-	// APIRate is the most hang-up calls per second over all conferences;
-	// 0 means no limit. Defaults to 0.
+	// APIRate is the most hang-up calls per second over all conferences
+	// and all the workers of a deployment; 0 means no limit. The live
+	// workers share it equally (see Dispatcher.SetShare): each may make
+	// APIRate/members calls per second. With one worker, or until SetShare
+	// is first called, the worker has all of it. Flow control from the
+	// vendor lowers the rate below the share for a while. Defaults to 0.
 	APIRate float64
+	// WorkerAPIRate caps the calls per second of this worker, whatever its
+	// share of APIRate, and applies alone when APIRate is 0; 0 means no cap
+	// beyond the share. Defaults to 0.
+	WorkerAPIRate float64
 	// BreakerThreshold is how many consecutive outage answers (no answer,
 	// timeouts, HTTP 5xx) open the circuit breaker, which holds calls back
 	// and pauses pulling until a probe call succeeds. Negative disables it.
@@ -149,6 +167,24 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// share is what one of members live workers may use of the deployment's
+// budget: calls in flight (at least 1), and calls per second (0: no
+// limit). members below 1 count as 1.
+func (c *Config) share(members int) (calls int, perSecond float64) {
+	members = max(members, 1)
+	calls = max(1, c.APIConcurrency/members)
+	if c.WorkerAPIConcurrency > 0 {
+		calls = min(calls, c.WorkerAPIConcurrency)
+	}
+	if c.APIRate > 0 {
+		perSecond = c.APIRate / float64(members)
+	}
+	if c.WorkerAPIRate > 0 && (perSecond == 0 || c.WorkerAPIRate < perSecond) {
+		perSecond = c.WorkerAPIRate
+	}
+	return calls, perSecond
+}
+
 func (c *Config) validate() error {
 	var errs []error
 	if c.MaxBatch < 1 || c.MaxBatch > 10000 {
@@ -178,8 +214,14 @@ func (c *Config) validate() error {
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("PublishTimeout: must be positive, got %s", c.PublishTimeout))
 	}
+	if c.WorkerAPIConcurrency < 0 {
+		errs = append(errs, fmt.Errorf("WorkerAPIConcurrency: must not be negative, got %d", c.WorkerAPIConcurrency))
+	}
 	if c.APIRate < 0 {
 		errs = append(errs, fmt.Errorf("APIRate: must not be negative, got %g", c.APIRate))
+	}
+	if c.WorkerAPIRate < 0 {
+		errs = append(errs, fmt.Errorf("WorkerAPIRate: must not be negative, got %g", c.WorkerAPIRate))
 	}
 	if c.BreakerMaxCooldown < time.Second {
 		errs = append(errs, fmt.Errorf("BreakerMaxCooldown: must be at least 1s, got %s", c.BreakerMaxCooldown))

@@ -36,6 +36,10 @@ type Deps struct {
 	// Deferrals records each deliberate hand-back of a message, so that the
 	// consumer's delivery count check does not count it. Optional.
 	Deferrals Deferrals
+	// FlowSignal tells the other workers of the deployment when this one
+	// slows down because of the vendor's flow control, so that they call
+	// Throttle. Optional.
+	FlowSignal FlowSignal
 }
 
 // Deferrals records deliberate redeliveries; *deferral.Ledger satisfies it.
@@ -62,9 +66,16 @@ const probeAdmitInterval = time.Second
 // calls its caller's, the publishes and acks its finisher's.
 type Dispatcher struct {
 	cfg      Config
+	log      *zap.Logger
+	metrics  *metrics
 	breaker  *breaker
+	limiter  *limiter
 	batcher  *batcher
 	finisher *finisher
+	relay    *flowRelay // nil without Deps.FlowSignal
+
+	// shareMu makes each SetShare apply whole: concurrency, rate and gauge.
+	shareMu sync.Mutex
 
 	// slots holds one token per request from Submit until its message is
 	// acked or handed back; its capacity is MaxInFlight, the most requests
@@ -108,12 +119,20 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg:       cfg,
+		log:       log,
+		metrics:   m,
 		slots:     make(chan struct{}, cfg.MaxInFlight),
 		slotFreed: make(chan struct{}, 1),
 		stopping:  make(chan struct{}),
 	}
-	lim := newLimiter(cfg.APIRate, cfg.Now, m.rateLimit.Set)
-	m.rateLimit.Set(max(cfg.APIRate, 0))
+	_, perSecond := cfg.share(1)
+	lim := newLimiter(perSecond, cfg.Now, m.rateLimit.Set)
+	m.rateLimit.Set(perSecond)
+	if deps.FlowSignal != nil {
+		d.relay = newFlowRelay(deps.FlowSignal)
+		lim.onThrottle = d.relay.notify
+	}
+	d.limiter = lim
 	d.breaker = newBreaker(cfg.BreakerThreshold, time.Second, cfg.BreakerMaxCooldown, probeAdmitInterval, cfg.Now, func(open bool) {
 		if open {
 			m.breakerOpen.Set(1)
@@ -127,6 +146,7 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 	d.finisher = newFinisher(cfg, deps.Publisher, deps.Deferrals, m, log, d.release)
 	d.batcher = newBatcher(cfg, c, d.finisher, m, log, d.stopping)
 	d.callCtx, d.cancelCalls = context.WithCancel(context.Background())
+	d.SetShare(1)
 	return d, nil
 }
 
@@ -143,6 +163,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	}
 	d.state, d.started = stateRunning, true
 	d.finisher.run()
+	if d.relay != nil {
+		go d.relay.run()
+	}
 	go d.batcher.run(d.callCtx)
 	return nil
 }
@@ -266,7 +289,8 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	// fetching); the batcher sends every open batch at once; the calls in
 	// flight finish, or are cancelled when ctx ends; the batcher's loop
 	// returns once every request is decided; the finisher publishes the
-	// outcomes and then acks, until ctx ends.
+	// outcomes and then acks, until ctx ends; once the call chains have
+	// returned, the last flow signal is delivered.
 	var late error
 	select {
 	case <-d.batcher.done:
@@ -279,6 +303,9 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 		late = err
 	}
 	d.batcher.wait()
+	if d.relay != nil {
+		d.relay.stop()
+	}
 	d.cancelCalls()
 	d.finisher.cancel()
 	d.finisher.stop()

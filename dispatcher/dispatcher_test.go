@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,7 +74,10 @@ type env struct {
 	conc   *concurrency
 	client *meetingclient.Client
 	pub    *outcome.Publisher
-	cons   jetstream.Consumer
+	stream jetstream.Stream
+	// cons are the request stream's consumers: the shared durable and,
+	// when the topology partitions the stream, one per partition.
+	cons   []jetstream.Consumer
 	tokens map[string]string
 }
 
@@ -84,8 +88,16 @@ func newEnv(t *testing.T, simCfg meetingsim.Config, ackWait time.Duration) *env 
 	topo := topology.Config{AckWait: ackWait}
 	topo.SetDefaults()
 	require.NoError(t, topology.Ensure(context.Background(), js, topo))
-	cons, err := js.Consumer(context.Background(), topo.RequestStream, topo.Durable)
+	stream, err := js.Stream(context.Background(), topo.RequestStream)
 	require.NoError(t, err)
+	names := stream.ConsumerNames(context.Background())
+	var cons []jetstream.Consumer
+	for name := range names.Name() {
+		c, err := stream.Consumer(context.Background(), name)
+		require.NoError(t, err)
+		cons = append(cons, c)
+	}
+	require.NoError(t, names.Err())
 	sim, err := meetingsim.New(simCfg)
 	require.NoError(t, err)
 	conc := &concurrency{next: sim.Handler(), perConf: map[string]int{}}
@@ -96,7 +108,7 @@ func newEnv(t *testing.T, simCfg meetingsim.Config, ackWait time.Duration) *env 
 	t.Cleanup(client.Close)
 	pub, err := outcome.NewPublisher(outcome.Config{}, js)
 	require.NoError(t, err)
-	return &env{t: t, js: js, sim: sim, conc: conc, client: client, pub: pub, cons: cons, tokens: map[string]string{}}
+	return &env{t: t, js: js, sim: sim, conc: conc, client: client, pub: pub, stream: stream, cons: cons, tokens: map[string]string{}}
 }
 
 func (e *env) meeting(id string, n int) {
@@ -133,26 +145,64 @@ func (e *env) jobs(reqs ...schemas.Request) []dispatcher.Job {
 		require.NoError(e.t, err)
 	}
 	var out []dispatcher.Job
+	deadline := time.Now().Add(30 * time.Second)
 	for len(out) < len(reqs) {
-		batch, err := e.cons.Fetch(len(reqs)-len(out), jetstream.FetchMaxWait(5*time.Second))
+		require.True(e.t, time.Now().Before(deadline), "%d of %d requests pulled", len(out), len(reqs))
+		out = append(out, e.pull()...)
+	}
+	return out
+}
+
+// pull fetches what each consumer of the request stream holds, in the
+// priority group of the consumers that have one.
+func (e *env) pull() []dispatcher.Job {
+	var out []dispatcher.Job
+	for _, c := range e.cons {
+		info, err := c.Info(context.Background())
+		require.NoError(e.t, err)
+		if info.NumPending == 0 {
+			continue
+		}
+		opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(5 * time.Second)}
+		if groups := info.Config.PriorityGroups; len(groups) > 0 {
+			opts = append(opts, jetstream.FetchPriorityGroup(groups[0]))
+		}
+		batch, err := c.Fetch(int(info.NumPending), opts...)
 		require.NoError(e.t, err)
 		for msg := range batch.Messages() {
-			req, err := schemas.DecodeRequest(msg.Subject(), msg.Data(), schemas.DecodeOptions{})
+			// A partitioned stream stores the request under another
+			// subject; it ends with the conference ID all the same.
+			stored := msg.Subject()
+			subject := schemas.DefaultRequestSubjectPrefix + "." + stored[strings.LastIndexByte(stored, '.')+1:]
+			req, err := schemas.DecodeRequest(subject, msg.Data(), schemas.DecodeOptions{})
 			require.NoError(e.t, err)
 			md, err := msg.Metadata()
 			require.NoError(e.t, err)
 			out = append(out, dispatcher.Job{Request: req, Token: e.tokens[req.ConferenceID], Msg: msg,
-				Source: outcome.Source{Subject: msg.Subject(), StreamSequence: md.Sequence.Stream, Deliveries: md.NumDelivered, Payload: msg.Data(), ReceivedAt: md.Timestamp}})
+				Source: outcome.Source{Subject: subject, StreamSequence: md.Sequence.Stream, Deliveries: md.NumDelivered, Payload: msg.Data(), ReceivedAt: md.Timestamp}})
 		}
 	}
 	return out
 }
 
-// requestsLeft is how many requests are not yet acked.
+// requestsLeft is how many requests are not yet acked: the request
+// stream is a work queue, which drops a message once it is acked.
 func (e *env) requestsLeft() uint64 {
-	info, err := e.cons.Info(context.Background())
+	info, err := e.stream.Info(context.Background())
 	require.NoError(e.t, err)
-	return uint64(info.NumAckPending) + info.NumPending
+	return info.State.Msgs
+}
+
+// deliveries sums the deliveries and redeliveries of the request stream's
+// consumers.
+func (e *env) deliveries() (delivered, redelivered uint64) {
+	for _, c := range e.cons {
+		info, err := c.Info(context.Background())
+		require.NoError(e.t, err)
+		delivered += info.Delivered.Consumer
+		redelivered += uint64(info.NumRedelivered)
+	}
+	return delivered, redelivered
 }
 
 func req(id, conf string, ids ...string) schemas.Request {
@@ -229,14 +279,12 @@ func TestKeepAliveOutlastsAckWaitDuringRetries(t *testing.T) {
 		calls := e.sim.Calls()
 		return len(calls) > 1 && calls[len(calls)-1].Time.Sub(calls[0].Time) > 6*time.Second
 	}, 15*time.Second, 50*time.Millisecond)
-	info, err := e.cons.Info(context.Background())
-	require.NoError(t, err)
-	require.Zero(t, info.NumRedelivered, "no redelivery while the request is held")
+	_, redelivered := e.deliveries()
+	require.Zero(t, redelivered, "no redelivery while the request is held")
 	e.sim.SetFaults(meetingsim.Faults{})
 	require.Eventually(t, func() bool { return e.requestsLeft() == 0 }, 10*time.Second, 10*time.Millisecond)
-	info, err = e.cons.Info(context.Background())
-	require.NoError(t, err)
-	require.EqualValues(t, 1, info.Delivered.Consumer, "delivered once")
+	delivered, _ := e.deliveries()
+	require.EqualValues(t, 1, delivered, "delivered once")
 }
 
 func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
@@ -257,11 +305,13 @@ func TestStopIsIdempotentAndSafeBeforeStart(t *testing.T) {
 func TestConfigErrorsNameTheField(t *testing.T) {
 	e := newEnv(t, meetingsim.Config{}, 30*time.Second)
 	cases := map[string]dispatcher.Config{
-		"MaxBatch":         {WorkerID: "w", MaxBatch: -1},
-		"APIConcurrency":   {WorkerID: "w", APIConcurrency: -2},
-		"RetryMaxInterval": {WorkerID: "w", RetryInitial: time.Minute, RetryMaxInterval: time.Second},
-		"WorkerID":         {},
-		"APIRate":          {WorkerID: "w", APIRate: -1},
+		"MaxBatch":             {WorkerID: "w", MaxBatch: -1},
+		"APIConcurrency":       {WorkerID: "w", APIConcurrency: -2},
+		"RetryMaxInterval":     {WorkerID: "w", RetryInitial: time.Minute, RetryMaxInterval: time.Second},
+		"WorkerID":             {},
+		"APIRate":              {WorkerID: "w", APIRate: -1},
+		"WorkerAPIConcurrency": {WorkerID: "w", WorkerAPIConcurrency: -1},
+		"WorkerAPIRate":        {WorkerID: "w", WorkerAPIRate: -0.5},
 	}
 	for field, cfg := range cases {
 		_, err := dispatcher.New(cfg, dispatcher.Deps{API: e.client, Publisher: e.pub})

@@ -21,7 +21,8 @@
 //   - batcher.go, batcher: the batching state machine, in one loop
 //     goroutine that alone owns it: pending IDs per conference, linger,
 //     expiry before a call, one call chain in flight per conference and
-//     APIConcurrency over all, keep-alives, applying outcomes to requests.
+//     this worker's share of APIConcurrency over all, keep-alives,
+//     applying outcomes to requests.
 //   - memory.go, memory: what the batcher remembers across batches:
 //     conferences whose meeting is gone or not ready, tokens the vendor
 //     rejected, and the tokens of each conference.
@@ -33,7 +34,11 @@
 //   - tokenring.go, tokenRing: which token a chain's next call uses.
 //   - breaker.go, breaker: the circuit breaker, and which request is let
 //     in for a probe while it is open.
-//   - limiter.go, limiter: the API call rate, adapted to flow control.
+//   - limiter.go, limiter: the API call rate, up to this worker's share
+//     of APIRate, adapted to flow control.
+//   - share.go: the deployment's budget shared among the live workers
+//     (SetShare), and flow control met by one worker slowing the others
+//     (FlowSignal, Throttle).
 //   - finisher.go, finisher: publishing each outcome, then the ack; or
 //     handing the message back.
 //   - request.go, request: a request while it is held, and the result and

@@ -17,7 +17,9 @@ type metrics struct {
 	deferred     prometheus.Counter
 	breakerOpen  prometheus.Gauge
 	rateLimit    prometheus.Gauge
-	remembered   prometheus.Counter
+	// concurrencyShare is this worker's share of APIConcurrency.
+	concurrencyShare prometheus.Gauge
+	remembered       prometheus.Counter
 	// tokenRefusals counts call chains handed back because fresh tokens
 	// were refused on first use again and again.
 	tokenRefusals prometheus.Counter
@@ -66,7 +68,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		rateLimit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "hangup_api_rate_limit",
-			Help: "Current limit on API calls per second (0: none); lowered by flow control.",
+			Help: "Current limit on API calls per second of this worker (0: none): its share of the deployment's APIRate, lowered by flow control here or at another worker.",
+		}),
+		concurrencyShare: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hangup_api_concurrency_share",
+			Help: "API calls this worker may have in flight: its share of the deployment's APIConcurrency.",
 		}),
 		remembered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hangup_batches_answered_from_memory_total",
@@ -80,7 +86,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held, m.deferred, m.breakerOpen, m.rateLimit, m.remembered, m.tokenRefusals} {
+	for _, c := range []prometheus.Collector{m.requests, m.deadLetters, m.calls, m.batchSize, m.callDuration, m.latency, m.held, m.deferred, m.breakerOpen, m.rateLimit, m.concurrencyShare, m.remembered, m.tokenRefusals} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
