@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -49,6 +48,19 @@ type Config struct {
 	PublishTimeout time.Duration
 	// WorkerID names this worker in dead letters. Required.
 	WorkerID string
+	// PriorityGroup is the priority group the partition consumers pin
+	// their pulling client in. Defaults to "hangup".
+	PriorityGroup string
+	// ReleaseWait is how long a worker waits for the messages it pulled
+	// from a partition reassigned to another worker to be settled before
+	// it lifts the partition's pin; beyond it, the pin lapses on its own.
+	// Defaults to 10s.
+	ReleaseWait time.Duration
+	// PartitionPrefix begins the subjects under which the request stream
+	// stores partitioned requests: <PartitionPrefix>.<partition>.<conferenceID>
+	// stands for <SubjectPrefix>.<conferenceID>. Defaults to
+	// "hangup.partitioned".
+	PartitionPrefix string
 	// Now returns the current time. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -88,6 +100,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.PriorityGroup == "" {
+		c.PriorityGroup = "hangup"
+	}
+	if c.ReleaseWait == 0 {
+		c.ReleaseWait = 10 * time.Second
+	}
+	if c.PartitionPrefix == "" {
+		c.PartitionPrefix = "hangup.partitioned"
 	}
 }
 
@@ -149,6 +170,10 @@ type Deps struct {
 	Logger *zap.Logger
 	// Registerer receives the metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Assignment names the partition consumers to pull from besides the
+	// shared durable, and says when they change. Optional: without it,
+	// only the durable is pulled from.
+	Assignment Assignment
 }
 
 // Consumer pulls requests and hands them on.
@@ -163,9 +188,11 @@ type Consumer struct {
 	// held across a network call or a wait.
 	mu       sync.Mutex
 	starting bool // Start is binding to the durable
-	started  bool // the pull loop was started
+	started  bool // the pull loops were started
 	stopped  bool
-	cons     jetstream.Consumer
+	// owned are the partition consumers pulled from last; Unpin lets
+	// them go.
+	owned []string
 	// stopping is closed when Stop begins: the loop finishes the pull in
 	// hand and ends. stopCtx ends with it, so that a wait for the
 	// dispatcher's capacity (or a Start's bind) ends too.
@@ -212,7 +239,8 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 	}, nil
 }
 
-// Start binds to the durable consumer and starts the pull loop. A Stop
+// Start binds to the shared durable consumer and starts pulling from it
+// and from the partition consumers the Assignment names. A Stop
 // that begins meanwhile ends the bind; Start then returns an error and
 // starts nothing. A Start that failed may be tried again.
 func (c *Consumer) Start(ctx context.Context) error {
@@ -227,7 +255,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(c.stopCtx, cancel)()
-	cons, err := c.deps.JetStream.Consumer(ctx, c.cfg.Stream, c.cfg.Durable)
+	shared, err := c.deps.JetStream.Consumer(ctx, c.cfg.Stream, c.cfg.Durable)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -238,14 +266,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("bind consumer %s on %s: %w", c.cfg.Durable, c.cfg.Stream, err)
 	}
-	c.cons = cons
 	c.started = true
-	go c.loop()
+	go c.supervise(shared)
 	return nil
 }
 
-// Stop stops pulling: the pull in progress ends (within FetchWait) and
-// its messages are handed to the dispatcher (or back to the server when the
+// Stop stops pulling: the pulls in progress end (within FetchWait) and
+// their messages are handed to the dispatcher (or back to the server when the
 // dispatcher no longer takes them). It returns when the pull loop has
 // ended; it is idempotent and safe before Start.
 func (c *Consumer) Stop(ctx context.Context) error {
@@ -277,65 +304,11 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 }
 
-// loop pulls no more messages than the dispatcher can take, hands each
-// one on, and ends when Stop begins.
-func (c *Consumer) loop() {
-	defer close(c.done)
-	failures := 0
-	for {
-		select {
-		case <-c.stopping:
-			return
-		default:
-		}
-		free, err := c.deps.Handler.Capacity(c.stopCtx)
-		if err != nil {
-			// Stopping, or the dispatcher stopped.
-			return
-		}
-		if c.pull(min(free, c.cfg.FetchBatch)) {
-			failures = 0
-			continue
-		}
-		// The server is restarting, the consumer was deleted: do not spin.
-		failures++
-		select {
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
-		case <-c.stopping:
-			return
-		}
-	}
-}
-
-// pull fetches up to n messages, waiting at most FetchWait for the first,
-// and handles them. It reports false when the pull failed.
-func (c *Consumer) pull(n int) bool {
-	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.FetchWait)
-	defer cancel()
-	batch, err := c.cons.Fetch(n, jetstream.FetchContext(ctx))
-	if err != nil {
-		if c.ctx.Err() == nil {
-			c.log.Warn("pull", zap.Error(err))
-		}
-		return false
-	}
-	for msg := range batch.Messages() {
-		c.handle(msg)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, context.DeadlineExceeded) &&
-		!errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		if c.ctx.Err() == nil {
-			c.log.Warn("pull", zap.Error(err))
-		}
-		return false
-	}
-	return true
-}
-
 // handle takes one message to its owner: the dispatcher, or the dead-letter
 // stream.
-func (c *Consumer) handle(msg jetstream.Msg) {
-	src := outcome.Source{Subject: msg.Subject(), Payload: msg.Data(), Headers: msg.Headers()}
+func (c *Consumer) handle(msg jetstream.Msg, track *tracker) {
+	subject := c.publishedSubject(msg.Subject())
+	src := outcome.Source{Subject: subject, Payload: msg.Data(), Headers: msg.Headers()}
 	md, err := msg.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to ack or dead-letter.
@@ -345,13 +318,13 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	src.Stream, src.StreamSequence, src.Deliveries, src.ReceivedAt = md.Stream, md.Sequence.Stream, md.NumDelivered, md.Timestamp
 	c.metrics.received.Inc()
 
-	req, token, err := c.decodeMessage(msg)
+	req, token, err := c.decodeMessage(subject, msg)
 	if err != nil {
 		c.metrics.invalid.Inc()
-		c.deadLetterInvalid(msg, src, md, err)
+		c.deadLetterInvalid(track.wrap(msg), src, md, err)
 		return
 	}
-	job := dispatcher.Job{Request: req, Token: token, Msg: msg, Source: src}
+	job := dispatcher.Job{Request: req, Token: token, Msg: track.wrap(msg), Source: src}
 	if c.deliveriesExhausted(md) {
 		c.metrics.maxDeliveries.Inc()
 		text := fmt.Sprintf("delivered %d times without an outcome (max deliveries %d, deliberate redeliveries not counted); not attempted again. A worker may have crashed or stalled on it: check the worker's logs for request %s before republishing.",
@@ -364,7 +337,7 @@ func (c *Consumer) handle(msg jetstream.Msg) {
 	}
 	if err != nil {
 		// The dispatcher is stopping: hand the message back at once.
-		if nerr := msg.NakWithDelay(0); nerr != nil {
+		if nerr := job.Msg.NakWithDelay(0); nerr != nil {
 			c.log.Debug("hand back", zap.Error(nerr))
 		}
 	}
@@ -393,8 +366,8 @@ func (c *Consumer) deliveriesExhausted(md *jetstream.MsgMetadata) bool {
 }
 
 // decodeMessage validates the payload and the token header.
-func (c *Consumer) decodeMessage(msg jetstream.Msg) (*schemas.Request, string, error) {
-	req, err := schemas.DecodeRequest(msg.Subject(), msg.Data(), c.decode)
+func (c *Consumer) decodeMessage(subject string, msg jetstream.Msg) (*schemas.Request, string, error) {
+	req, err := schemas.DecodeRequest(subject, msg.Data(), c.decode)
 	if err != nil {
 		return nil, "", err
 	}
@@ -417,7 +390,7 @@ func (c *Consumer) decodeMessage(msg jetstream.Msg) (*schemas.Request, string, e
 // deadLetterInvalid hands an invalid message to the handler with its dead
 // letter; the handler publishes it and acks. If the handler is stopping,
 // the message is handed back at once.
-func (c *Consumer) deadLetterInvalid(msg jetstream.Msg, src outcome.Source, md *jetstream.MsgMetadata, cause error) {
+func (c *Consumer) deadLetterInvalid(msg dispatcher.Message, src outcome.Source, md *jetstream.MsgMetadata, cause error) {
 	text := "invalid request: " + cause.Error()
 	dl := src.DeadLetter(schemas.ReasonInvalidRequest, text, c.cfg.Now(), c.cfg.WorkerID)
 	dl.RequestID, dl.ConferenceID = bestEffortIDs(src, c.cfg.SubjectPrefix)

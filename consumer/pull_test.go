@@ -16,8 +16,9 @@ import (
 	"github.com/hangup-dev/hangup/schemas"
 )
 
-// provision creates the streams and the durable on a fresh embedded
-// server, publishes n valid requests, and returns the durable's handle.
+// provision creates a request stream that is not partitioned and the
+// shared durable on a fresh embedded server, publishes n valid requests,
+// and returns the durable's handle.
 func provision(t *testing.T, n int) (jetstream.JetStream, jetstream.Consumer) {
 	t.Helper()
 	srv := natstest.Run(t)
@@ -25,7 +26,11 @@ func provision(t *testing.T, n int) (jetstream.JetStream, jetstream.Consumer) {
 	ctx := context.Background()
 	var tc topology.Config
 	tc.SetDefaults()
-	require.NoError(t, topology.Ensure(ctx, js, tc))
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: tc.RequestStream, Subjects: []string{tc.RequestSubjectPrefix + ".>"},
+		Retention: jetstream.WorkQueuePolicy})
+	require.NoError(t, err)
+	_, err = js.CreateOrUpdateConsumer(ctx, tc.RequestStream, jetstream.ConsumerConfig{Durable: tc.Durable, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
 	for i := range n {
 		data := fmt.Sprintf(`{"requestID":"r%d","conferenceID":"c1","participantIDs":["p%d"]}`, i, i)
 		_, err := js.Publish(ctx, tc.RequestSubjectPrefix+".c1", []byte(data))

@@ -95,6 +95,8 @@ func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 		"api-ca-file": "", "api-timeout": "10s", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
 		"linger": "50ms", "max-in-flight": "2000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
 		"defer-max": "1h0m0s", "credentials-bucket": "meeting_credentials", "token-bucket": "hangup_tokens",
+		"partitions": "16", "pinned-ttl": "5s", "members-bucket": "hangup_workers", "member-ttl": "6s",
+		"worker-api-concurrency": "0", "worker-api-rate": "0",
 		"max-participants": "500", "max-deliveries": "5", "retry-initial": "200ms", "retry-max-interval": "10s",
 		"retry-max-elapsed": "2m0s", "ack-wait": "30s", "shutdown-timeout": "25s", "provision": "true",
 		"request-stream": "DISCONNECT_REQUESTS", "result-stream": "DISCONNECT_RESULTS", "dlq-stream": "DISCONNECT_DLQ",

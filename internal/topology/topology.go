@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,9 +44,29 @@ type Config struct {
 	// AckWait of the consumer. Defaults to 30s.
 	AckWait time.Duration
 	// MaxAckPending of the consumer: the in-flight cap over all workers.
-	// Defaults to 1000.
+	// Defaults to 1000. Each partition's consumer has the same cap.
 	MaxAckPending int
+	// Partitions is how many partitions the request stream spreads the
+	// conferences over; each is worked by one worker at a time. Defaults
+	// to 16. It can be changed at any time: see Ensure.
+	Partitions int
+	// PinnedTTL is how long a partition stays with a worker that stopped
+	// pulling from it before another worker may take it over. Defaults to
+	// 5s.
+	PinnedTTL time.Duration
 }
+
+// PriorityGroup is the priority group of the partition consumers: the
+// server pins each partition to one pulling client of this group.
+const PriorityGroup = "hangup"
+
+// PartitionPrefix begins the subject under which the request stream
+// stores a request: <PartitionPrefix>.<partition>.<conferenceID>. No stream
+// listens on it, so nobody can publish into a partition directly.
+const PartitionPrefix = "hangup.partitioned"
+
+// MaxPartitions is the most partitions a request stream may have.
+const MaxPartitions = 256
 
 // DefaultDurable is the default name of the workers' durable consumer.
 const DefaultDurable = "hangup-worker"
@@ -79,6 +103,12 @@ func (c *Config) SetDefaults() {
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = 1000
 	}
+	if c.Partitions == 0 {
+		c.Partitions = 16
+	}
+	if c.PinnedTTL == 0 {
+		c.PinnedTTL = 5 * time.Second
+	}
 }
 
 // Validate checks the settings after SetDefaults.
@@ -95,6 +125,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAckPending < 1 {
 		errs = append(errs, fmt.Errorf("MaxAckPending: must be at least 1, got %d", c.MaxAckPending))
+	}
+	if c.Partitions < 1 || c.Partitions > MaxPartitions {
+		errs = append(errs, fmt.Errorf("Partitions: must be between 1 and %d, got %d", MaxPartitions, c.Partitions))
+	}
+	if c.PinnedTTL < time.Second {
+		errs = append(errs, fmt.Errorf("PinnedTTL: must be at least 1s, got %s", c.PinnedTTL))
 	}
 	prefixes := map[string]string{
 		"RequestSubjectPrefix": c.RequestSubjectPrefix, "ResultSubjectPrefix": c.ResultSubjectPrefix,
@@ -140,20 +176,76 @@ func splitTokens(s string) []string {
 	return append(out, s[start:])
 }
 
-// Ensure creates the three streams and the durable consumer, or updates
-// them to these settings. A stream that exists with another retention
-// cannot be updated; the error says so.
+// Ensure creates the three streams, the shared durable consumer and one
+// consumer per partition, or updates them to these settings. A stream
+// that exists with another retention cannot be updated; the error says so.
+//
+// The request stream stores a request published to <prefix>.<conferenceID>
+// as <PartitionPrefix>.<partition>.<conferenceID>, the partition being a
+// hash of the conference ID (the server's subject transform partition()).
+// The consumer <Durable>-p<N> takes partition N. The durable <Durable>
+// takes what the transform leaves alone: requests stored before the stream
+// was partitioned (so an upgrade loses nothing) and messages on deeper
+// subjects (dead-lettered as invalid). Its filters, <prefix>.* and
+// <prefix>.*.>, cover what <prefix>.> does; with <prefix>.> itself the
+// server (2.15) does not remove acked messages of the partitions from the
+// work queue. The
+// partition consumers come before the transform, so that no request lands
+// in a partition nobody pulls.
+//
+// Changing Partitions re-maps new requests only; the consumers of the old
+// partitions stay, and the workers keep serving them (PartitionConsumers).
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	streams := []jetstream.StreamConfig{
-		{
-			Name:        c.RequestStream,
-			Description: "hangup: disconnect requests (work queue)",
-			Subjects:    []string{c.RequestSubjectPrefix + ".>"},
-			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    c.Replicas,
-			Duplicates:  c.DuplicateWindow,
-		},
+	for _, sc := range c.streams(false) {
+		if err := ensureStream(ctx, js, sc); err != nil {
+			return err
+		}
+	}
+	if err := ensureConsumer(ctx, js, c.RequestStream, c.sharedConsumer()); err != nil {
+		return err
+	}
+	for p := range c.Partitions {
+		if err := ensureConsumer(ctx, js, c.RequestStream, c.partitionConsumer(p)); err != nil {
+			return err
+		}
+	}
+	return ensureStream(ctx, js, c.streams(true)[0])
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+	}
+	return nil
+}
+
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream string, cc jetstream.ConsumerConfig) error {
+	if _, err := js.CreateOrUpdateConsumer(ctx, stream, cc); err != nil {
+		return fmt.Errorf("create or update consumer %s on %s: %w", cc.Durable, stream, err)
+	}
+	return nil
+}
+
+// streams are the three streams; partitioned sets the request stream's
+// subject transform.
+func (c Config) streams(partitioned bool) []jetstream.StreamConfig {
+	req := jetstream.StreamConfig{
+		Name:        c.RequestStream,
+		Description: "hangup: disconnect requests (work queue)",
+		Subjects:    []string{c.RequestSubjectPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+		Duplicates:  c.DuplicateWindow,
+	}
+	if partitioned {
+		req.SubjectTransform = &jetstream.SubjectTransformConfig{
+			Source:      c.RequestSubjectPrefix + ".*",
+			Destination: fmt.Sprintf("%s.{{partition(%d,1)}}.{{wildcard(1)}}", PartitionPrefix, c.Partitions),
+		}
+	}
+	return []jetstream.StreamConfig{
+		req,
 		{
 			Name:        c.ResultStream,
 			Description: "hangup: one result event per request",
@@ -175,24 +267,82 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			Duplicates:  c.DuplicateWindow,
 		},
 	}
-	for _, sc := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
-		}
-	}
-	_, err := js.CreateOrUpdateConsumer(ctx, c.RequestStream, jetstream.ConsumerConfig{
+}
+
+// sharedConsumer is the durable every worker pulls from: what the
+// partitions do not take.
+func (c Config) sharedConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       c.Durable,
-		Description:   "hangup workers",
+		Description:   "hangup workers: requests outside the partitions",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxAckPending: c.MaxAckPending,
 		// The worker dead-letters a message when its delivery count reaches
 		// its own limit; the server must never stop delivering silently.
-		MaxDeliver:    -1,
-		FilterSubject: c.RequestSubjectPrefix + ".>",
-	})
-	if err != nil {
-		return fmt.Errorf("create or update consumer %s on %s: %w", c.Durable, c.RequestStream, err)
+		MaxDeliver:     -1,
+		FilterSubjects: []string{c.RequestSubjectPrefix + ".*", c.RequestSubjectPrefix + ".*.>"},
 	}
-	return nil
+}
+
+// PartitionConsumer names the consumer of partition p.
+func (c Config) PartitionConsumer(p int) string {
+	return fmt.Sprintf("%s-p%d", c.Durable, p)
+}
+
+func (c Config) partitionConsumer(p int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        c.PartitionConsumer(p),
+		Description:    fmt.Sprintf("hangup workers: partition %d, one worker at a time", p),
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		MaxAckPending:  c.MaxAckPending,
+		MaxDeliver:     -1,
+		FilterSubject:  fmt.Sprintf("%s.%d.*", PartitionPrefix, p),
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PriorityGroups: []string{PriorityGroup},
+		PinnedTTL:      c.PinnedTTL,
+	}
+}
+
+// PartitionConsumers returns the names of the request stream's partition
+// consumers, in partition order: those of the configured partitions, and
+// those of earlier, larger partition counts that still exist, so that the
+// requests stored under them are served.
+func PartitionConsumers(ctx context.Context, js jetstream.JetStream, c Config) ([]string, error) {
+	stream, err := js.Stream(ctx, c.RequestStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", c.RequestStream, err)
+	}
+	seen := map[int]bool{}
+	for p := range c.Partitions {
+		seen[p] = true
+	}
+	names := stream.ConsumerNames(ctx)
+	for name := range names.Name() {
+		rest, ok := strings.CutPrefix(name, c.Durable+"-p")
+		if !ok {
+			continue
+		}
+		if p, err := strconv.Atoi(rest); err == nil && p >= 0 && strconv.Itoa(p) == rest {
+			seen[p] = true
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, fmt.Errorf("consumers of %s: %w", c.RequestStream, err)
+	}
+	out := make([]string, 0, len(seen))
+	for _, p := range slices.Sorted(maps.Keys(seen)) {
+		out = append(out, c.PartitionConsumer(p))
+	}
+	return out, nil
+}
+
+// PartitionConsumerNames are the consumers of the configured partitions.
+func (c Config) PartitionConsumerNames() []string {
+	out := make([]string, c.Partitions)
+	for p := range out {
+		out[p] = c.PartitionConsumer(p)
+	}
+	return out
 }

@@ -2,6 +2,8 @@ package topology
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,4 +61,53 @@ func TestEnsureCreatesTheContractAndIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, jetstream.AckExplicitPolicy, cinfo.Config.AckPolicy)
 	require.Equal(t, -1, cinfo.Config.MaxDeliver, "the server never stops delivering silently")
+}
+
+// A request lands in its partition, the partition's consumer takes it,
+// and its ack removes it from the work queue; a message on a deeper
+// subject stays with the shared durable.
+func TestPartitionedRequestsAreRemovedWhenAcked(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	var c Config
+	c.Partitions = 4
+	c.SetDefaults()
+	require.NoError(t, Ensure(ctx, js, c))
+	require.NoError(t, Ensure(ctx, js, c), "provisioning twice changes nothing")
+	for i := range 20 {
+		_, err := js.Publish(ctx, fmt.Sprintf("%s.conf%d", c.RequestSubjectPrefix, i), []byte("x"))
+		require.NoError(t, err)
+	}
+	_, err := js.Publish(ctx, c.RequestSubjectPrefix+".conf1.deeper", []byte("x"))
+	require.NoError(t, err)
+	got := 0
+	for _, name := range c.PartitionConsumerNames() {
+		cons, err := js.Consumer(ctx, c.RequestStream, name)
+		require.NoError(t, err)
+		batch, err := cons.Fetch(20, jetstream.FetchMaxWait(500*time.Millisecond), jetstream.FetchPriorityGroup(PriorityGroup))
+		require.NoError(t, err)
+		for msg := range batch.Messages() {
+			require.True(t, strings.HasPrefix(msg.Subject(), PartitionPrefix+"."), msg.Subject())
+			require.NoError(t, msg.DoubleAck(ctx))
+			got++
+		}
+	}
+	require.Equal(t, 20, got, "every request is in one partition")
+	stream, err := js.Stream(ctx, c.RequestStream)
+	require.NoError(t, err)
+	info, err := stream.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.State.Msgs, "the acked requests are gone; the deeper one waits for the shared durable")
+	shared, err := js.Consumer(ctx, c.RequestStream, c.Durable)
+	require.NoError(t, err)
+	batch, err := shared.Fetch(5, jetstream.FetchMaxWait(500*time.Millisecond))
+	require.NoError(t, err)
+	for msg := range batch.Messages() {
+		require.Equal(t, c.RequestSubjectPrefix+".conf1.deeper", msg.Subject())
+		require.NoError(t, msg.DoubleAck(ctx))
+	}
+	info, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.Zero(t, info.State.Msgs)
 }

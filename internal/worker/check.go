@@ -72,20 +72,22 @@ func (c Config) Check() error {
 // dispatcherConfig is the dispatcher's share of c, after SetDefaults.
 func (c *Config) dispatcherConfig() dispatcher.Config {
 	return dispatcher.Config{
-		MaxBatch:         c.MaxBatch,
-		Linger:           c.Linger,
-		APIConcurrency:   c.APIConcurrency,
-		ConferenceCalls:  c.ConferenceCalls,
-		MaxInFlight:      c.MaxInFlight,
-		RetryInitial:     c.RetryInitial,
-		RetryMaxInterval: c.RetryMaxInterval,
-		RetryMaxElapsed:  c.RetryMaxElapsed,
-		KeepAlive:        c.keepAlive(),
-		APIRate:          c.APIRate,
-		BreakerThreshold: c.BreakerThreshold,
-		DeferMax:         c.DeferMax,
-		DeferInitial:     c.DeferInitial,
-		WorkerID:         c.WorkerID,
+		MaxBatch:             c.MaxBatch,
+		Linger:               c.Linger,
+		APIConcurrency:       c.APIConcurrency,
+		ConferenceCalls:      c.ConferenceCalls,
+		MaxInFlight:          c.MaxInFlight,
+		RetryInitial:         c.RetryInitial,
+		RetryMaxInterval:     c.RetryMaxInterval,
+		RetryMaxElapsed:      c.RetryMaxElapsed,
+		KeepAlive:            c.keepAlive(),
+		APIRate:              c.APIRate,
+		WorkerAPIConcurrency: c.WorkerAPIConcurrency,
+		WorkerAPIRate:        c.WorkerAPIRate,
+		BreakerThreshold:     c.BreakerThreshold,
+		DeferMax:             c.DeferMax,
+		DeferInitial:         c.DeferInitial,
+		WorkerID:             c.WorkerID,
 	}
 }
 
@@ -96,6 +98,7 @@ var dispatcherFields = map[string]string{
 	"MaxInFlight": "MaxInFlight", "RetryInitial": "RetryInitial", "RetryMaxInterval": "RetryMaxInterval",
 	"RetryMaxElapsed": "RetryMaxElapsed", "KeepAlive": "AckWait", "APIRate": "APIRate",
 	"BreakerThreshold": "BreakerThreshold", "DeferMax": "DeferMax", "DeferInitial": "DeferInitial",
+	"WorkerAPIConcurrency": "WorkerAPIConcurrency", "WorkerAPIRate": "WorkerAPIRate",
 	"WorkerID": "WorkerID",
 }
 

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hangup-dev/hangup/consumer"
+	"github.com/hangup-dev/hangup/internal/topology"
 )
 
 // field is the field at path ("Topology.Replicas") in the struct v points to.
@@ -111,4 +114,12 @@ func leaves(err error) []error {
 		out = append(out, leaves(e)...)
 	}
 	return out
+}
+
+// The consumer's defaults name the priority group and the partition
+// subjects that topology provisions.
+func TestConsumerDefaultsMatchTheTopology(t *testing.T) {
+	d := consumer.DefaultConfig()
+	require.Equal(t, topology.PriorityGroup, d.PriorityGroup)
+	require.Equal(t, topology.PartitionPrefix, d.PartitionPrefix)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hangup-dev/hangup/consumer"
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/credentials"
+	"github.com/hangup-dev/hangup/internal/membership"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
 	"github.com/hangup-dev/hangup/schemas"
@@ -32,19 +33,36 @@ type Config struct {
 	APICAFile string
 	// APITimeout bounds one API call attempt. Defaults to 10s.
 	APITimeout time.Duration
-	// APIConcurrency is the most API calls in flight. Defaults to 32.
+	// APIConcurrency is the most API calls in flight over all workers of
+	// the deployment, shared equally among the live ones. Defaults to 32.
 	APIConcurrency int
+	// WorkerAPIConcurrency caps one worker's calls in flight, whatever its
+	// share; 0 is no cap. Defaults to 0.
+	WorkerAPIConcurrency int
 	// ConferenceCalls is the most call chains in flight for one
 	// conference; beyond the first, only full batches. Defaults to 4.
 	ConferenceCalls int
-	// APIRate is the most API calls per second; 0 is unlimited. Defaults to 0.
+	// APIRate is the most API calls per second over all workers of the
+	// deployment, shared equally among the live ones; 0 is unlimited.
+	// Defaults to 0.
 	APIRate float64
+	// WorkerAPIRate caps one worker's calls per second, whatever its
+	// share; 0 is no cap. Defaults to 0.
+	WorkerAPIRate float64
+	// MembersBucket is the key-value bucket in which the workers of a
+	// deployment see each other, to share out the partitions of the
+	// request stream and the vendor budget. Defaults to "hangup_workers".
+	MembersBucket string
+	// MemberTTL is how long a worker that stopped beating (crashed, cut
+	// off) still counts as live; its partitions move to the others after
+	// it. Defaults to 6s.
+	MemberTTL time.Duration
 	// MaxBatch is the most participant IDs per call. Defaults to 100.
 	MaxBatch int
 	// Linger is how long a batch waits for more IDs. Defaults to 50ms.
 	Linger time.Duration
 	// MaxInFlight is the most requests held in memory by this worker.
-	// Defaults to 1000.
+	// Defaults to 2000.
 	MaxInFlight int
 	// MaxAckPending is the consumer's cap on unacked messages over all
 	// workers, held or handed back for later. Defaults to 10000.
@@ -122,6 +140,12 @@ func (c *Config) SetDefaults() {
 	if c.TokenBucket == "" {
 		c.TokenBucket = credentials.DefaultTokenBucket
 	}
+	if c.MembersBucket == "" {
+		c.MembersBucket = membership.DefaultBucket
+	}
+	if c.MemberTTL == 0 {
+		c.MemberTTL = membership.DefaultTTL
+	}
 	if c.MaxParticipants == 0 {
 		c.MaxParticipants = schemas.DefaultMaxParticipants
 	}
@@ -187,6 +211,14 @@ func (c *Config) Validate() error {
 	}
 	if c.CredentialsBucket != "" && c.CredentialsBucket == c.TokenBucket {
 		bad("TokenBucket", "must differ from CredentialsBucket, both are %q", c.TokenBucket)
+	}
+	if c.MemberTTL < time.Second {
+		bad("MemberTTL", "must be at least 1s, got %s", c.MemberTTL)
+	}
+	for _, b := range []string{c.CredentialsBucket, c.TokenBucket} {
+		if b != "" && b == c.MembersBucket {
+			bad("MembersBucket", "must differ from the credentials and token buckets, got %q", c.MembersBucket)
+		}
 	}
 	// One error per setting: the rules above for AckWait and MaxAckPending
 	// are stricter than the topology's.

@@ -160,14 +160,60 @@ func (h *harness) neverOnline(conf string, ids ...string) {
 // published before its ack, so the outcome streams are then complete.
 func (h *harness) drained(timeout time.Duration) {
 	h.t.Helper()
-	require.Eventually(h.t, func() bool {
+	deadline := time.Now().Add(timeout)
+	for {
 		st, err := h.js.Stream(context.Background(), schemas.DefaultRequestStream)
-		if err != nil {
-			return false
+		if err == nil {
+			info, err := st.Info(context.Background())
+			if err == nil && info.State.Msgs == 0 {
+				return
+			}
 		}
-		info, err := st.Info(context.Background())
-		return err == nil && info.State.Msgs == 0
-	}, timeout, 20*time.Millisecond, "request stream not drained")
+		if time.Now().After(deadline) {
+			h.t.Fatalf("request stream not drained; messages left by subject: %s", h.pendingSubjects())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// holder returns the partition consumer that holds the request stream's
+// pending messages, and its priority group.
+func (h *harness) holder() (jetstream.Consumer, string) {
+	h.t.Helper()
+	ctx := context.Background()
+	st, err := h.js.Stream(ctx, schemas.DefaultRequestStream)
+	require.NoError(h.t, err)
+	var name, group string
+	for info := range st.ListConsumers(ctx).Info() { // read to the end: the lister's goroutine ends then
+		if info.NumPending > 0 && len(info.Config.PriorityGroups) > 0 {
+			name, group = info.Name, info.Config.PriorityGroups[0]
+		}
+	}
+	require.NotEmpty(h.t, name, "no partition consumer holds a message")
+	cons, err := h.js.Consumer(ctx, schemas.DefaultRequestStream, name)
+	require.NoError(h.t, err)
+	return cons, group
+}
+
+// pendingSubjects names the subjects of the request stream's messages,
+// for the failure message of drained.
+func (h *harness) pendingSubjects() string {
+	st, err := h.js.Stream(context.Background(), schemas.DefaultRequestStream)
+	if err != nil {
+		return err.Error()
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		return err.Error()
+	}
+	out := fmt.Sprint(info.State.Subjects) + fmt.Sprintf(" first %d last %d", info.State.FirstSeq, info.State.LastSeq)
+	for name := range st.ListConsumers(context.Background()).Info() {
+		if name.NumPending+uint64(name.NumAckPending) > 0 {
+			out += fmt.Sprintf("; consumer %s: %d pending, %d unacked, %d redelivered, %d waiting, delivered %+v ackfloor %+v groups %+v",
+				name.Name, name.NumPending, name.NumAckPending, name.NumRedelivered, name.NumWaiting, name.Delivered, name.AckFloor, name.PriorityGroups)
+		}
+	}
+	return out
 }
 
 // snapshot reads both outcome streams.

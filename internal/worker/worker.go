@@ -20,6 +20,7 @@ import (
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/deferral"
+	"github.com/hangup-dev/hangup/internal/membership"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
 	"github.com/hangup-dev/hangup/outcome"
@@ -65,6 +66,7 @@ type Worker struct {
 // parts are what one Start assembles and Stop shuts down.
 type parts struct {
 	nc       *nats.Conn
+	group    *membership.Group
 	api      *meetingclient.Client
 	disp     *dispatcher.Dispatcher
 	cons     *consumer.Consumer
@@ -172,13 +174,16 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 			return nil, err
 		}
 	}
+	if p.group, err = w.membership(ctx, js, p); err != nil {
+		return nil, err
+	}
 	p.disp, err = dispatcher.New(w.cfg.dispatcherConfig(),
-		dispatcher.Deps{API: p.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
+		dispatcher.Deps{API: p.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg, FlowSignal: p.group})
 	if err != nil {
 		return nil, err
 	}
 	p.cons, err = consumer.New(w.cfg.consumerConfig(),
-		consumer.Deps{JetStream: js, Handler: p.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg})
+		consumer.Deps{JetStream: js, Handler: p.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg, Assignment: p.group})
 	if err != nil {
 		return nil, err
 	}
@@ -188,10 +193,40 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 	if err := p.disp.Start(ctx); err != nil {
 		return nil, err
 	}
+	if err := p.group.Start(ctx); err != nil {
+		return nil, err
+	}
 	if err := p.cons.Start(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// membership opens (or, when provisioning, creates) the members bucket and
+// returns this worker's membership, which shares out the partitions found
+// on the request stream and tells the dispatcher its share of the vendor
+// budget and the other workers' flow control. Its hooks reach p.disp,
+// which is made next and started before the group.
+func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *parts) (*membership.Group, error) {
+	ttl := w.cfg.MemberTTL
+	var kv jetstream.KeyValue
+	var err error
+	if w.cfg.Provision {
+		kv, err = membership.EnsureBucket(ctx, js, w.cfg.MembersBucket, ttl, w.cfg.Topology.Replicas)
+	} else if kv, err = js.KeyValue(ctx, w.cfg.MembersBucket); err != nil {
+		err = fmt.Errorf("members bucket %s: %w (create it, or start one worker with --provision)", w.cfg.MembersBucket, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	partitions, err := topology.PartitionConsumers(ctx, js, w.cfg.Topology)
+	if err != nil {
+		return nil, err
+	}
+	return membership.New(membership.Config{Name: w.cfg.WorkerID, TTL: ttl, Partitions: partitions}, kv, w.log, membership.Hooks{
+		OnThrottle: func() { p.disp.Throttle() },
+		OnMembers:  func(n int) { p.disp.SetShare(n) },
+	})
 }
 
 // connect returns Deps.Conn, or dials Config.NATSURL.
@@ -272,6 +307,17 @@ func (w *Worker) startHTTP(p *parts) error {
 	return nil
 }
 
+// Members is how many live workers this worker sees, itself included; 0
+// before Start.
+func (w *Worker) Members() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.parts == nil || w.parts.group == nil {
+		return 0
+	}
+	return w.parts.group.Members()
+}
+
 // Addr is the address the HTTP endpoint listens on, or "" when it is off.
 func (w *Worker) Addr() string {
 	w.mu.Lock()
@@ -337,6 +383,19 @@ func (p *parts) shutdown(ctx context.Context) error {
 	if p.disp != nil {
 		if err := p.disp.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stop dispatcher: %w", err))
+		}
+	}
+	// Every message is settled: let the partitions go at once, and leave
+	// the group, so that the other workers take over without waiting out
+	// the pinned TTL and the member TTL.
+	if p.cons != nil {
+		if err := p.cons.Unpin(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("unpin partitions: %w", err))
+		}
+	}
+	if p.group != nil {
+		if err := p.group.Stop(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if p.nc != nil {

@@ -379,10 +379,9 @@ func TestMaxDeliveriesDeadLettersBeforeProcessing(t *testing.T) {
 	h.request("poison", "c", tok, "a")
 	// Deliver it four times and hand it back each time, as a worker that
 	// crashes on it would.
-	cons, err := h.js.Consumer(context.Background(), schemas.DefaultRequestStream, "hangup-worker")
-	require.NoError(t, err)
+	cons, group := h.holder()
 	for i := 0; i < 4; i++ {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second), jetstream.FetchPriorityGroup(group))
 		require.NoError(t, err)
 		n := 0
 		for m := range batch.Messages() {
