@@ -39,6 +39,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&out, "out", "bench-out", "directory for bench.md, bench.json and bench.png")
 	fs.StringVar(&pipelines, "pipelines", "limit,plain,hangup", "comma-separated subset of limit, plain, hangup")
 	fs.IntVar(&cfg.PlainHandlers, "plain-handlers", 32, "requests the plain handler works on in parallel")
+	fs.IntVar(&cfg.Workers, "workers", 1, "hangup workers sharing the work (and the vendor budget)")
+	wc := bench.DefaultWorkerConfig()
+	cfg.Worker = &wc
+	fs.IntVar(&wc.APIConcurrency, "api-concurrency", wc.APIConcurrency, "hangup's vendor budget: most calls in flight over all its workers")
+	fs.Float64Var(&wc.APIRate, "api-rate", wc.APIRate, "hangup's vendor budget: most calls per second over all its workers (0: none)")
 	fs.IntVar(&cfg.Runs, "runs", 1, "run each pipeline this often, taking turns, and report the median run")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "longest drain of one pipeline")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) of the hangup pipeline to this file")

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hangup-dev/hangup/internal/meetingsim"
 )
@@ -20,12 +22,15 @@ type CallCap struct {
 	inFlight atomic.Int64
 	peak     atomic.Int64
 	refused  atomic.Int64
+
+	mu        sync.Mutex
+	perSecond map[int64]int // hang-up calls arrived, by Unix second
 }
 
 // NewCallCap returns a CallCap that lets at most maxInFlight hang-up calls
 // reach next at once; maxInFlight < 1 lets every call through.
 func NewCallCap(next http.Handler, maxInFlight int) *CallCap {
-	return &CallCap{next: next, max: int64(maxInFlight)}
+	return &CallCap{next: next, max: int64(maxInFlight), perSecond: map[int64]int{}}
 }
 
 // flowControlMessage is the error_msg the simulator sends with
@@ -38,6 +43,9 @@ func (c *CallCap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.next.ServeHTTP(w, r)
 		return
 	}
+	c.mu.Lock()
+	c.perSecond[time.Now().Unix()]++
+	c.mu.Unlock()
 	n := c.inFlight.Add(1)
 	defer c.inFlight.Add(-1)
 	if c.max > 0 && n > c.max {
@@ -56,6 +64,18 @@ func (c *CallCap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Refused is how many hang-up calls were answered 429 by the cap.
 func (c *CallCap) Refused() int { return int(c.refused.Load()) }
+
+// BusiestSecond is the most hang-up calls that arrived in one second of
+// the clock, refused ones included.
+func (c *CallCap) BusiestSecond() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	busiest := 0
+	for _, n := range c.perSecond {
+		busiest = max(busiest, n)
+	}
+	return busiest
+}
 
 // Peak is the most hang-up calls that were let through at once.
 func (c *CallCap) Peak() int { return int(c.peak.Load()) }

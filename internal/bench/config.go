@@ -45,6 +45,10 @@ type Config struct {
 	// URL, worker ID and provisioning, and turns its HTTP endpoint off.
 	// Defaults to DefaultWorkerConfig().
 	Worker *worker.Config
+	// Workers is how many hangup workers share the work, each with a
+	// connection of its own, the vendor budget (Worker.APIConcurrency,
+	// Worker.APIRate) being theirs together. Defaults to 1.
+	Workers int
 	// WorkerBinary, when set, runs the hangup pipeline as `WorkerBinary run`,
 	// a process of its own configured like Worker, and reports that
 	// process's peak RSS and CPU. Defaults to "" (in the bench's process).
@@ -108,6 +112,9 @@ func (c *Config) setDefaults() {
 	if c.Runs == 0 {
 		c.Runs = 1
 	}
+	if c.Workers == 0 {
+		c.Workers = 1
+	}
 	if c.Timeout == 0 {
 		c.Timeout = 10 * time.Minute
 	}
@@ -132,6 +139,12 @@ func (c *Config) validate() error {
 	}
 	if c.PlainHandlers < 1 {
 		errs = append(errs, fmt.Errorf("PlainHandlers: must be at least 1, got %d", c.PlainHandlers))
+	}
+	if c.Workers < 1 {
+		errs = append(errs, fmt.Errorf("Workers: must be at least 1, got %d", c.Workers))
+	}
+	if c.Workers > 1 && c.WorkerBinary != "" {
+		errs = append(errs, errors.New("Workers: only one worker runs in a process of its own"))
 	}
 	if c.Runs < 1 {
 		errs = append(errs, fmt.Errorf("Runs: must be at least 1, got %d", c.Runs))

@@ -392,20 +392,52 @@ func (p *plainRunner) stop(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// hangupRunner is the real worker.
+// hangupRunner is the real worker, or several sharing the work.
 type hangupRunner struct {
-	w *worker.Worker
+	ws []*worker.Worker
 }
 
-func newHangupRunner(nc *nats.Conn, cfg worker.Config, log *zap.Logger) (*hangupRunner, error) {
-	w, err := worker.New(cfg, worker.Deps{Conn: nc, Logger: log})
-	if err != nil {
-		return nil, err
+// newHangupRunner makes n workers; the first uses nc, the others dial url
+// (each worker drains its connection at its stop).
+func newHangupRunner(nc *nats.Conn, url string, cfg worker.Config, n int, log *zap.Logger) (*hangupRunner, error) {
+	h := &hangupRunner{}
+	for i := range n {
+		c, conn := cfg, nc
+		if n > 1 {
+			c.WorkerID = fmt.Sprintf("%s-%d", cfg.WorkerID, i+1)
+		}
+		if i > 0 {
+			var err error
+			if conn, err = nats.Connect(url, nats.Name("hangup bench "+c.WorkerID)); err != nil {
+				return nil, errors.Join(err, h.stop(context.Background()))
+			}
+		}
+		w, err := worker.New(c, worker.Deps{Conn: conn, Logger: log})
+		if err != nil {
+			conn.Close()
+			return nil, errors.Join(err, h.stop(context.Background()))
+		}
+		h.ws = append(h.ws, w)
 	}
-	return &hangupRunner{w: w}, nil
+	return h, nil
 }
 
-func (h *hangupRunner) start(ctx context.Context) error { return h.w.Start(ctx) }
+func (h *hangupRunner) start(ctx context.Context) error {
+	for _, w := range h.ws {
+		if err := w.Start(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// stop is the worker's own graceful stop, which drains the connection.
-func (h *hangupRunner) stop(ctx context.Context) error { return h.w.Stop(ctx) }
+// stop is the workers' own graceful stop, which drains their connections.
+func (h *hangupRunner) stop(ctx context.Context) error {
+	errs := make([]error, len(h.ws))
+	var wg sync.WaitGroup
+	for i, w := range h.ws {
+		wg.Go(func() { errs[i] = w.Stop(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

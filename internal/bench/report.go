@@ -61,13 +61,15 @@ type Settings struct {
 
 // HangupSettings are the worker settings that shape its throughput.
 type HangupSettings struct {
-	MaxBatch          int      `json:"maxBatch"`
-	Linger            Duration `json:"linger"`
-	APIConcurrency    int      `json:"apiConcurrency"`
-	APIRate           float64  `json:"apiRate"`
-	MaxInFlight       int      `json:"maxInFlight"`
-	MaxAckPending     int      `json:"maxAckPending"`
-	CredentialsBucket string   `json:"credentialsBucket"`
+	MaxBatch       int      `json:"maxBatch"`
+	Linger         Duration `json:"linger"`
+	APIConcurrency int      `json:"apiConcurrency"`
+	APIRate        float64  `json:"apiRate"`
+	MaxInFlight    int      `json:"maxInFlight"`
+	MaxAckPending  int      `json:"maxAckPending"`
+	// Workers is how many hangup workers shared the work.
+	Workers           int    `json:"workers"`
+	CredentialsBucket string `json:"credentialsBucket"`
 }
 
 // WorkloadSummary describes the generated workload.
@@ -111,6 +113,9 @@ type PipelineResult struct {
 	IDsPerCall float64 `json:"idsPerCall"`
 	// PeakAPIConcurrency is the most hang-up calls the vendor saw at once.
 	PeakAPIConcurrency int `json:"peakAPIConcurrency"`
+	// BusiestSecond is the most hang-up calls the vendor saw arrive in one
+	// second of the clock.
+	BusiestSecond int `json:"busiestSecond"`
 	// Outcome latency: the request's stream timestamp to the result's.
 	LatencyP50Ms float64 `json:"latencyP50Ms"`
 	LatencyP90Ms float64 `json:"latencyP90Ms"`

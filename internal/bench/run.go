@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -153,6 +152,7 @@ func newReport(cfg Config, wl *Workload, natsDesc string) *Report {
 			Hangup: HangupSettings{
 				MaxBatch: w.MaxBatch, Linger: Duration(w.Linger), APIConcurrency: w.APIConcurrency, APIRate: w.APIRate,
 				MaxInFlight: w.MaxInFlight, MaxAckPending: w.MaxAckPending, CredentialsBucket: w.CredentialsBucket,
+				Workers: cfg.Workers,
 			},
 		},
 		Workload: WorkloadSummary{
@@ -207,7 +207,7 @@ func (e *env) progress(format string, args ...any) {
 // the outcome.
 func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, error) {
 	n := len(e.wl.Requests)
-	if err := e.resetStreams(ctx); err != nil {
+	if err := e.resetStreams(ctx, p == PipelineHangup); err != nil {
 		return nil, err
 	}
 	v, err := startVendor(e.wl, e.cfg.Workload.Seed, e.cfg.Latency, e.cfg.MaxConcurrent)
@@ -243,7 +243,7 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 			nc.Close() // the process has connections of its own
 			r, err = newProcessRunner(e.cfg.WorkerBinary, wcfg, e.cfg.WorkerLogLevel)
 		} else {
-			r, err = newHangupRunner(nc, wcfg, e.cfg.Logger)
+			r, err = newHangupRunner(nc, e.url, wcfg, e.cfg.Workers, e.cfg.Logger)
 		}
 		if err != nil {
 			nc.Close()
@@ -344,8 +344,10 @@ func violationNote(res *PipelineResult) string {
 const jsStreamCreateFailed = 10049
 
 // resetStreams deletes the request, result and dead-letter streams and
-// creates them, and the durable consumer, as the worker would.
-func (e *env) resetStreams(ctx context.Context) error {
+// creates them, and the consumers, as the worker would; for the reference
+// pipelines, which pull from the shared durable alone, the request stream
+// is not partitioned.
+func (e *env) resetStreams(ctx context.Context, partitioned bool) error {
 	for _, name := range []string{e.topo.RequestStream, e.topo.ResultStream, e.topo.DeadLetterStream} {
 		if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("delete stream %s: %w", name, err)
@@ -357,6 +359,9 @@ func (e *env) resetStreams(ctx context.Context) error {
 	var err error
 	for attempt := 0; attempt < 20; attempt++ {
 		err = topology.Ensure(ctx, e.js, e.topo)
+		if err == nil && !partitioned {
+			return e.unpartition(ctx)
+		}
 		if apiErr, ok := errors.AsType[*jetstream.APIError](err); !ok || apiErr.ErrorCode != jsStreamCreateFailed {
 			return err
 		}
@@ -367,156 +372,6 @@ func (e *env) resetStreams(ctx context.Context) error {
 		}
 	}
 	return err
-}
-
-// publishPaced publishes the requests at the configured steady rate in a
-// goroutine of its own, when a rate is set, and reports its end on the
-// channel returned; without a rate the channel reports nil at once.
-func (e *env) publishPaced(ctx context.Context, p Pipeline, tokens map[string]string) <-chan error {
-	done := make(chan error, 1)
-	if e.cfg.Rate == 0 {
-		done <- nil
-		return done
-	}
-	e.progress("[%s] publishing %s requests at %s per second", p, group(int64(len(e.wl.Requests))), group(int64(e.cfg.Rate+0.5)))
-	start := time.Now()
-	interval := time.Duration(float64(time.Second) / e.cfg.Rate)
-	go func() {
-		done <- e.publishRequests(ctx, tokens, func(i int) error {
-			// Request i is due at start + i/rate; sleep only when ahead by
-			// more than a millisecond, so that timer granularity does not
-			// lower the rate.
-			if ahead := time.Until(start.Add(time.Duration(i) * interval)); ahead > time.Millisecond {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(ahead):
-				}
-			}
-			return nil
-		})
-	}()
-	return done
-}
-
-// publishRequests publishes every request as a producer does: to
-// <prefix>.<conferenceID>, Nats-Msg-Id = request ID, the meeting's control
-// token in X-Conference-Authorization. pace, when not nil, is called
-// before request i and may wait. It returns once the stream has stored
-// them all.
-func (e *env) publishRequests(ctx context.Context, tokens map[string]string, pace func(i int) error) error {
-	var mu sync.Mutex // the handler runs on the connection's goroutine
-	var failed int
-	var firstErr error
-	js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed++
-		if firstErr == nil {
-			firstErr = err
-		}
-	}))
-	if err != nil {
-		return err
-	}
-	for i := range e.wl.Requests {
-		req := &e.wl.Requests[i]
-		msg := nats.NewMsg(e.topo.RequestSubjectPrefix + "." + req.ConferenceID)
-		msg.Data = req.Payload
-		msg.Header.Set(schemas.MsgIDHeader, req.ID)
-		msg.Header.Set(schemas.TokenHeader, tokens[req.ConferenceID])
-		if pace != nil {
-			if err := pace(i); err != nil {
-				return err
-			}
-		}
-		for {
-			_, err := js.PublishMsgAsync(msg)
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				select {
-				case <-js.PublishAsyncComplete():
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("publish request %s: %w", req.ID, err)
-			}
-			break
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if failed > 0 {
-		return fmt.Errorf("publish requests: %d publishes failed, the first: %w", failed, firstErr)
-	}
-	if pace != nil {
-		return nil // the pipeline consumes them as they come
-	}
-	got, err := streamMsgs(ctx, e.js, e.topo.RequestStream)
-	if err != nil {
-		return err
-	}
-	if got != uint64(len(e.wl.Requests)) {
-		return fmt.Errorf("publish requests: stream %s holds %d messages, want %d", e.topo.RequestStream, got, len(e.wl.Requests))
-	}
-	return nil
-}
-
-func streamMsgs(ctx context.Context, js jetstream.JetStream, name string) (uint64, error) {
-	st, err := js.Stream(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", name, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", name, err)
-	}
-	return info.State.Msgs, nil
-}
-
-// resultPoll is how often the result stream is looked at while a pipeline
-// drains: the drain time is known to within it.
-const resultPoll = 10 * time.Millisecond
-
-// waitForResults polls the result stream until it holds a result per
-// request, printing progress every second, and returns how many it holds.
-// It reports false with the reason when the timeout or ctx ends first.
-func (e *env) waitForResults(ctx context.Context, p Pipeline, start time.Time) (bool, uint64, error) {
-	n := uint64(len(e.wl.Requests))
-	deadline := start.Add(e.cfg.Timeout)
-	tick := time.NewTicker(resultPoll)
-	defer tick.Stop()
-	lastShown, lastCount := start, uint64(0)
-	for {
-		got, err := streamMsgs(ctx, e.js, e.topo.ResultStream)
-		if err != nil && ctx.Err() == nil {
-			return false, got, err
-		}
-		if got >= n {
-			return true, got, nil
-		}
-		now := time.Now()
-		if now.Sub(lastShown) >= time.Second {
-			rate := float64(got-lastCount) / now.Sub(lastShown).Seconds()
-			e.progress("[%s] %s/%s results, %s/s, %.0f s", p, group(int64(got)), group(int64(n)), group(int64(rate+0.5)), now.Sub(start).Seconds())
-			lastShown, lastCount = now, got
-		}
-		if now.After(deadline) {
-			return false, got, fmt.Errorf("timed out after %s with %d of %d results", e.cfg.Timeout, got, n)
-		}
-		select {
-		case <-ctx.Done():
-			return false, got, ctx.Err()
-		case <-tick.C:
-		}
-	}
 }
 
 // check reads the outcome streams back and fills in what res says about
@@ -608,6 +463,7 @@ func (e *env) check(ctx context.Context, p Pipeline, v *vendor, res *PipelineRes
 	res.FlowControl = st.CallsByStatus[http.StatusTooManyRequests] + v.callCap.Refused()
 	res.APICalls = st.Calls + v.callCap.Refused()
 	res.PeakAPIConcurrency = v.callCap.Peak()
+	res.BusiestSecond = v.callCap.BusiestSecond()
 	if res.APICallsOK > 0 {
 		res.IDsPerCall = float64(st.Disconnects) / float64(res.APICallsOK)
 	}
