@@ -157,12 +157,16 @@ func (g *Group) Start(ctx context.Context) error {
 	if g.hooks.OnMembers != nil {
 		g.hooks.OnMembers(g.Members())
 	}
-	watch, err := g.kv.WatchAll(context.Background(), jetstream.UpdatesOnly())
+	// The watch lives until the group's goroutine ends; its context must
+	// end then too, or the client keeps a goroutine waiting on it.
+	watchCtx, endWatch := context.WithCancel(context.Background())
+	watch, err := g.kv.WatchAll(watchCtx, jetstream.UpdatesOnly())
 	if err != nil {
+		endWatch()
 		return fmt.Errorf("watch members: %w", err)
 	}
 	g.started.Store(true)
-	go g.run(watch)
+	go g.run(watch, endWatch)
 	return nil
 }
 
@@ -213,8 +217,9 @@ func (g *Group) Throttled() {
 
 // run beats every TTL/3, lists the members on each beat and on every
 // member update, and passes on the other workers' throttle signals.
-func (g *Group) run(watch jetstream.KeyWatcher) {
+func (g *Group) run(watch jetstream.KeyWatcher, endWatch context.CancelFunc) {
 	defer close(g.done)
+	defer endWatch()
 	defer func() { _ = watch.Stop() }()
 	beat := time.NewTicker(g.cfg.TTL / 3)
 	defer beat.Stop()
