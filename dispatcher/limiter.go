@@ -87,8 +87,11 @@ func (l *limiter) current() rate.Limit {
 }
 
 // setCeiling makes callsPerSecond (0: none) the most the limit may be. A
-// limit above it drops to it at once; one below it climbs to it as it
-// recovers. Calls already waiting keep the time they were given.
+// limit above it drops to it at once. A limit that was at the old ceiling
+// (not slowed down by flow control) moves to the new one at once, so that
+// a larger share of the budget is used from the next call on; one below
+// it, slowed down by flow control, climbs to it as it recovers. Calls
+// already waiting keep the time they were given.
 func (l *limiter) setCeiling(callsPerSecond float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -98,7 +101,7 @@ func (l *limiter) setCeiling(callsPerSecond float64) {
 		// The limit is lifted once it recovers to the old ceiling.
 		l.recoverTo = old
 	}
-	if l.lim.Limit() > l.ceiling {
+	if cur := l.lim.Limit(); cur > l.ceiling || cur == old {
 		l.set(l.ceiling)
 	}
 }
