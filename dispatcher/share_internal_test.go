@@ -226,13 +226,17 @@ func TestLimiterCeilingChanges(t *testing.T) {
 	l.setCeiling(10)
 	require.Equal(t, rate.Limit(10), l.current(), "a lower ceiling applies at once")
 	require.Equal(t, []float64{10}, set)
+	l.setCeiling(12)
+	require.Equal(t, rate.Limit(12), l.current(), "a limit at its ceiling follows a higher one at once")
+	l.setCeiling(10)
+	require.Equal(t, []float64{10, 12, 10}, set)
 
 	window(l, clk, 10, 6)
 	l.answered(false)
 	require.InDelta(t, 7, float64(l.current()), 0.01, "flow control below the ceiling")
 
 	l.setCeiling(30)
-	require.InDelta(t, 7, float64(l.current()), 0.01, "a higher ceiling is climbed to, not jumped to")
+	require.InDelta(t, 7, float64(l.current()), 0.01, "a throttled limit climbs to a higher ceiling, not jumps")
 	l.setCeiling(20)
 	require.InDelta(t, 7, float64(l.current()), 0.01, "nor does a ceiling above the limit raise it")
 	for range 20 {
