@@ -119,13 +119,19 @@ func (c *Consumer) supervise(shared jetstream.Consumer) {
 		changes = c.deps.Assignment.Changes()
 		follow = func() {
 			owned := c.deps.Assignment.Owned()
+			// Stop every puller given up at once, then wait for them: each
+			// may be in a pull of up to FetchWait.
+			var gone []*puller
 			for name, p := range pullers {
 				if p.group != "" && !slices.Contains(owned, name) {
 					close(p.stop)
-					<-p.done
+					gone = append(gone, p)
 					delete(pullers, name)
-					releases.Go(func() { c.release(p) })
 				}
+			}
+			for _, p := range gone {
+				<-p.done
+				releases.Go(func() { c.release(p) })
 			}
 			for _, name := range owned {
 				if _, ok := pullers[name]; !ok {
