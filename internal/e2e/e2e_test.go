@@ -89,7 +89,7 @@ func TestWorkerContainerAgainstNATSContainer(t *testing.T) {
 	))
 
 	_, js := connect(ctx, t, natsC)
-	tokens := controlTokens(ctx, t, simURL)
+	tokens := controlTokens(ctx, t, simURL, meetings)
 	sent := publishRequests(ctx, t, js, tokens)
 
 	// Stop worker 1 once it has done some of the work but not all.
@@ -164,11 +164,11 @@ func startWorker(ctx context.Context, t *testing.T, nw *testcontainers.DockerNet
 }
 
 // controlTokens asks the simulator's token API for a control token of each
-// meeting, as a producer would before publishing.
-func controlTokens(ctx context.Context, t *testing.T, simURL string) map[string]string {
+// of its n meetings, as a producer would before publishing.
+func controlTokens(ctx context.Context, t *testing.T, simURL string, n int) map[string]string {
 	t.Helper()
 	tokens := map[string]string{}
-	for m := 1; m <= meetings; m++ {
+	for m := 1; m <= n; m++ {
 		conf := fmt.Sprintf("conf-%04d", m)
 		status, body, err := httpGet(ctx, simURL+"/v1/mmc/control/conferences/token?conferenceID="+url.QueryEscape(conf),
 			map[string]string{"X-Password": hostPassword, "X-Login-Type": "1"})
