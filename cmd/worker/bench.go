@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&out, "out", "bench-out", "directory for bench.md, bench.json and bench.png")
 	fs.StringVar(&pipelines, "pipelines", "limit,plain,hangup", "comma-separated subset of limit, plain, hangup")
 	fs.IntVar(&cfg.PlainHandlers, "plain-handlers", 32, "requests the plain handler works on in parallel")
+	fs.BoolVar(&cfg.Live, "live", false, "start each pipeline first, then publish the requests as fast as they go while it runs")
 	fs.IntVar(&cfg.Workers, "workers", 1, "hangup workers sharing the work (and the vendor budget)")
 	wc := bench.DefaultWorkerConfig()
 	cfg.Worker = &wc

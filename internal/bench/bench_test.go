@@ -151,3 +151,32 @@ func TestRunAtASteadyRateInAProcessOfItsOwn(t *testing.T) {
 	require.Contains(t, md.String(), "published at a steady 400 per second")
 	require.Contains(t, md.String(), "ran as a process of its own")
 }
+
+// Two hangup workers, started before the requests are published, share
+// the work and the budget: every request gets exactly one result, and the
+// vendor never sees more calls at once than the budget.
+func TestRunLiveWithTwoWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	wc := DefaultWorkerConfig()
+	wc.APIConcurrency = 4
+	rep, err := Run(ctx, Config{
+		Workload:  WorkloadConfig{Requests: 600, Conferences: 30, Seed: 5},
+		Latency:   5 * time.Millisecond,
+		StoreDir:  t.TempDir(),
+		Pipelines: []Pipeline{PipelineHangup},
+		Live:      true,
+		Workers:   2,
+		Worker:    &wc,
+		Timeout:   time.Minute,
+	})
+	require.NoError(t, err)
+	require.True(t, rep.OK(), "violations: %+v", rep.Pipelines)
+	res := rep.Pipelines[0]
+	require.Equal(t, 600, res.Results)
+	require.Zero(t, res.Missing+res.Duplicates+res.Unknown+res.Unacked)
+	require.True(t, rep.Settings.Live)
+	require.Equal(t, 2, rep.Settings.Hangup.Workers)
+	require.LessOrEqual(t, res.PeakAPIConcurrency, 4, "two workers within one budget of 4")
+	require.Positive(t, res.BusiestSecond)
+}

@@ -45,6 +45,12 @@ type Config struct {
 	// URL, worker ID and provisioning, and turns its HTTP endpoint off.
 	// Defaults to DefaultWorkerConfig().
 	Worker *worker.Config
+	// Live starts each pipeline first and publishes the requests, as fast
+	// as they go, while it runs; the time runs from the first publish.
+	// Several workers then agree on their partitions before any request
+	// arrives, as in a deployment that is up. Defaults to false (a backlog
+	// published before the pipeline starts).
+	Live bool
 	// Workers is how many hangup workers share the work, each with a
 	// connection of its own, the vendor budget (Worker.APIConcurrency,
 	// Worker.APIRate) being theirs together. Defaults to 1.
@@ -125,6 +131,10 @@ func (c *Config) setDefaults() {
 		c.Logger = zap.NewNop()
 	}
 }
+
+// publishesWhileRunning reports whether the requests are published while
+// the pipeline runs (Rate or Live) rather than as a backlog before it.
+func (c *Config) publishesWhileRunning() bool { return c.Rate > 0 || c.Live }
 
 func (c *Config) validate() error {
 	errs := []error{c.Workload.validate()}

@@ -422,13 +422,35 @@ func newHangupRunner(nc *nats.Conn, url string, cfg worker.Config, n int, log *z
 	return h, nil
 }
 
+// start starts the workers and, when there are several, waits until each
+// sees all of them, so that the partitions are shared out.
 func (h *hangupRunner) start(ctx context.Context) error {
 	for _, w := range h.ws {
 		if err := w.Start(ctx); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(h.ws) == 1 {
+		return nil
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		agreed := true
+		for _, w := range h.ws {
+			agreed = agreed && w.Members() == len(h.ws)
+		}
+		if agreed {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the %d workers did not see each other within 30s", len(h.ws))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // stop is the workers' own graceful stop, which drains their connections.

@@ -50,7 +50,10 @@ type Settings struct {
 	MaxConcurrent    int      `json:"maxConcurrent"`
 	// Rate is the steady publishing rate (requests per second); 0 means
 	// the requests were published as a backlog before each pipeline.
-	Rate          float64    `json:"rate,omitempty"`
+	Rate float64 `json:"rate,omitempty"`
+	// Live: the requests were published as fast as they go while each
+	// pipeline ran.
+	Live          bool       `json:"live,omitempty"`
 	PlainHandlers int        `json:"plainHandlers"`
 	Pipelines     []Pipeline `json:"pipelines"`
 	Runs          int        `json:"runs"`
@@ -250,6 +253,8 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	how := "Each pipeline drains a backlog published before it starts"
 	if s.Rate > 0 {
 		how = fmt.Sprintf("The requests are published at a steady %s per second while each pipeline runs", group(int64(s.Rate+0.5)))
+	} else if s.Live {
+		how = "Each pipeline starts first; the requests are published as fast as they go while it runs, and the time runs from the first publish"
 	}
 	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), %s, %s. %s; "+
 		"latency runs from the request's stream timestamp to its result's; RSS and CPU are the whole process's during the drain "+

@@ -148,7 +148,7 @@ func newReport(cfg Config, wl *Workload, natsDesc string) *Report {
 			BurstMin: wl.Config.BurstMin, BurstMax: wl.Config.BurstMax, MaxIDsPerRequest: wl.Config.MaxIDsPerRequest,
 			Pattern: wl.Config.Pattern, Seed: wl.Config.Seed, Latency: Duration(cfg.Latency),
 			MaxConcurrent: cfg.MaxConcurrent, PlainHandlers: cfg.PlainHandlers, Pipelines: slices.Clone(cfg.Pipelines),
-			Runs: cfg.Runs, Timeout: Duration(cfg.Timeout), Rate: cfg.Rate,
+			Runs: cfg.Runs, Timeout: Duration(cfg.Timeout), Rate: cfg.Rate, Live: cfg.Live,
 			Hangup: HangupSettings{
 				MaxBatch: w.MaxBatch, Linger: Duration(w.Linger), APIConcurrency: w.APIConcurrency, APIRate: w.APIRate,
 				MaxInFlight: w.MaxInFlight, MaxAckPending: w.MaxAckPending, CredentialsBucket: w.CredentialsBucket,
@@ -216,7 +216,7 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 	}
 	defer v.close()
 	res := &PipelineResult{Pipeline: p, Requests: n}
-	if e.cfg.Rate == 0 {
+	if !e.cfg.publishesWhileRunning() {
 		e.progress("[%s] publishing a backlog of %s requests", p, group(int64(n)))
 		pubStart := time.Now()
 		if err := e.publishRequests(ctx, v.tokens, nil); err != nil {
@@ -277,6 +277,11 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 	busy0 := busyCPU()
 	start := time.Now()
 	startErr := r.start(ctx)
+	if e.cfg.publishesWhileRunning() {
+		// The time runs from the first publish: the pipeline's start-up
+		// (several workers agreeing on their partitions) is not the drain.
+		start = time.Now()
+	}
 	var drained bool
 	var stored uint64
 	var waitErr error

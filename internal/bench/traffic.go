@@ -37,8 +37,13 @@ func (e *env) unpartition(ctx context.Context) error {
 // channel returned; without a rate the channel reports nil at once.
 func (e *env) publishPaced(ctx context.Context, p Pipeline, tokens map[string]string) <-chan error {
 	done := make(chan error, 1)
-	if e.cfg.Rate == 0 {
+	if !e.cfg.publishesWhileRunning() {
 		done <- nil
+		return done
+	}
+	if e.cfg.Rate == 0 {
+		e.progress("[%s] publishing %s requests as fast as they go, the pipeline running", p, group(int64(len(e.wl.Requests))))
+		go func() { done <- e.publishRequests(ctx, tokens, func(int) error { return ctx.Err() }) }()
 		return done
 	}
 	e.progress("[%s] publishing %s requests at %s per second", p, group(int64(len(e.wl.Requests))), group(int64(e.cfg.Rate+0.5)))
