@@ -56,16 +56,17 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// EnsureBucket creates or updates the members bucket: in memory (the
-// entries live seconds), one entry per key, entries removed ttl after
-// their last put.
+// EnsureBucket creates or updates the members bucket: one entry per key,
+// entries removed ttl after their last put. It is stored on disk although
+// its entries live seconds: a bucket in memory is gone after a restart of
+// the NATS server, and the workers would lose sight of each other.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "hangup: live workers and cluster-wide flow control",
 		History:     1,
 		TTL:         ttl,
-		Storage:     jetstream.MemoryStorage,
+		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 	})
 	if err != nil {

@@ -196,7 +196,19 @@ func splitTokens(s string) []string {
 // Changing Partitions re-maps new requests only; the consumers of the old
 // partitions stay, and the workers keep serving them (PartitionConsumers).
 func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
-	for _, sc := range c.streams(false) {
+	streams := c.streams(true)
+	// Until the partition consumers exist, the request stream keeps the
+	// transform it has (none when new): a replicated stream applies its
+	// transform on each replica as it stores a message, so taking it away
+	// even for a moment lets the replicas store one request under two
+	// subjects, and the work queue loses or repeats it.
+	current, err := currentTransform(ctx, js, c.RequestStream)
+	if err != nil {
+		return err
+	}
+	first := streams[0]
+	first.SubjectTransform = current
+	for _, sc := range append([]jetstream.StreamConfig{first}, streams[1:]...) {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
 		}
@@ -209,7 +221,30 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 			return err
 		}
 	}
-	return ensureStream(ctx, js, c.streams(true)[0])
+	if sameTransform(current, streams[0].SubjectTransform) {
+		return nil
+	}
+	return ensureStream(ctx, js, streams[0])
+}
+
+// currentTransform is the subject transform of the stream name, nil when
+// it has none or does not exist yet.
+func currentTransform(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.SubjectTransformConfig, error) {
+	st, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	return st.CachedInfo().Config.SubjectTransform, nil
+}
+
+func sameTransform(a, b *jetstream.SubjectTransformConfig) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {

@@ -111,3 +111,46 @@ func TestPartitionedRequestsAreRemovedWhenAcked(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, info.State.Msgs)
 }
+
+// Provisioning again, as every worker does at start, never takes the
+// transform away from a partitioned stream, not even for a moment: every
+// request published meanwhile lands in a partition.
+func TestEnsureKeepsThePartitionsWhileRequestsArrive(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	var c Config
+	c.SetDefaults()
+	require.NoError(t, Ensure(ctx, js, c))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 10 {
+			if err := Ensure(ctx, js, c); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	published := 0
+	for {
+		_, err := js.Publish(ctx, fmt.Sprintf("%s.conf%d", c.RequestSubjectPrefix, published%50), []byte("x"))
+		require.NoError(t, err)
+		published++
+		select {
+		case <-done:
+		default:
+			continue
+		}
+		break
+	}
+	stream, err := js.Stream(ctx, c.RequestStream)
+	require.NoError(t, err)
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(c.RequestSubjectPrefix+".>"))
+	require.NoError(t, err)
+	require.Empty(t, info.State.Subjects, "no request stored outside the partitions")
+	info, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, published, info.State.Msgs)
+	require.NotNil(t, info.Config.SubjectTransform)
+}
