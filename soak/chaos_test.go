@@ -18,7 +18,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hangup-dev/hangup/internal/meetingsim"
 )
@@ -26,11 +29,12 @@ import (
 // fleet runs the workers: it starts them, kills them, and restarts the
 // ones that exit on their own.
 type fleet struct {
-	ps      *procs
-	bin     string
-	natsURL string
-	apiURL  string
-	http    *http.Client
+	ps       *procs
+	bin      string
+	natsURL  string // comma-separated with -soak.cluster
+	apiURL   string
+	http     *http.Client
+	replicas int // the workers' --replicas
 
 	mu   sync.Mutex
 	n    int // workers started so far; names soak-1, soak-2, ...
@@ -40,8 +44,14 @@ type fleet struct {
 	// wanted on top of it while the fleet is crowded (setCrowd).
 	desired int
 	extra   int
-	kills   int
-	exits   []workerExit // exits the test did not cause
+	// floor is the fewest workers wanted at any time (-soak.cluster: three),
+	// however the chaos switches desired; 0 means none beyond desired.
+	floor int
+	// surge is one while a replacement runs ahead of a kill (-soak.cluster,
+	// see chaos.surgeKill).
+	surge int
+	kills int
+	exits []workerExit // exits the test did not cause
 	// stopErrors are the graceful stops (SIGTERM) that failed.
 	stopErrors []string
 }
@@ -51,6 +61,7 @@ type worker struct {
 	*proc
 	id       string
 	httpAddr string
+	up       atomic.Bool // it has logged "worker started" (as far as upCount looked)
 }
 
 // workerExit records a worker that exited without being told to.
@@ -74,7 +85,7 @@ func (f *fleet) start() (*worker, error) {
 		return nil, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := f.ps.start("worker-"+id, f.bin, "run",
+	args := []string{"run",
 		"--nats-url", f.natsURL,
 		"--api-base-url", f.apiURL,
 		"--http-addr", addr,
@@ -88,7 +99,11 @@ func (f *fleet) start() (*worker, error) {
 		"--max-deliveries", strconv.Itoa(soakMaxDeliveries),
 		"--log-format", "json",
 		"--worker-id", id,
-	)
+	}
+	if f.replicas > 1 {
+		args = append(args, "--replicas", strconv.Itoa(f.replicas))
+	}
+	p, err := f.ps.start("worker-"+id, f.bin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +151,7 @@ func (f *fleet) reconcile() error {
 	f.reap()
 	for {
 		f.mu.Lock()
-		short := len(f.live) < f.desired+f.extra
+		short := len(f.live) < f.wantedLocked()
 		exits := len(f.exits)
 		var last []string
 		if exits > 0 {
@@ -192,12 +207,21 @@ func (f *fleet) setDesired(n int) {
 }
 
 // toggleDesired switches between one and two workers (between n and n+1
-// while crowded to n) and returns the new number wanted.
+// while crowded to n, or held at a floor of n) and returns the new number
+// wanted.
 func (f *fleet) toggleDesired() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.desired = 3 - f.desired
-	return f.desired + f.extra
+	return f.wantedLocked()
+}
+
+// setFloor makes at least n workers wanted at all times (n or n+1, as
+// toggleDesired switches); 0 ends it.
+func (f *fleet) setFloor(n int) {
+	f.mu.Lock()
+	f.floor = n
+	f.mu.Unlock()
 }
 
 // setCrowd makes at least n workers wanted (n or n+1, as toggleDesired
@@ -213,7 +237,59 @@ func (f *fleet) setCrowd(n int) {
 func (f *fleet) wanted() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.desired + f.extra
+	return f.wantedLocked()
+}
+
+// wantedLocked is wanted with f.mu held: desired, plus the crowd's extra
+// workers or those the floor asks for, whichever are more, plus the surge.
+func (f *fleet) wantedLocked() int {
+	return f.desired + max(f.extra, f.floor-1) + f.surge
+}
+
+func (f *fleet) setSurge(n int) {
+	f.mu.Lock()
+	f.surge = n
+	f.mu.Unlock()
+}
+
+// upCount counts the running workers that have logged "worker started".
+func (f *fleet) upCount() int {
+	n := 0
+	for _, w := range f.running() {
+		if !w.up.Load() {
+			if _, ok := startedAt(w.logPath); ok {
+				w.up.Store(true)
+			}
+		}
+		if w.up.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// killOneExcept kills one running worker other than spare, drawn at
+// random, with SIGKILL; it returns it, or nil when there is none.
+func (f *fleet) killOneExcept(rng *rand.Rand, spare *worker) *worker {
+	f.reap()
+	f.mu.Lock()
+	var pool []*worker
+	for _, w := range f.live {
+		if w != spare {
+			pool = append(pool, w)
+		}
+	}
+	var victim *worker
+	if len(pool) > 0 {
+		victim = pool[rng.IntN(len(pool))]
+		f.kills++
+	}
+	f.mu.Unlock()
+	if victim != nil {
+		victim.kill()
+	}
+	f.reap()
+	return victim
 }
 
 // overlap says how many workers ran at once between from and to: the most
@@ -291,11 +367,19 @@ func startedAt(logPath string) (time.Time, bool) {
 
 // schedule is the chaos plan, in offsets from the start of publishing.
 type schedule struct {
-	length             time.Duration // chaos ends here
-	killMin, killMax   time.Duration
-	pKillAll, pTwo     float64
-	tokenEvery         time.Duration
-	natsRestarts       []time.Duration
+	length           time.Duration // chaos ends here
+	killMin, killMax time.Duration
+	pKillAll, pTwo   float64
+	tokenEvery       time.Duration
+	natsRestarts     []time.Duration
+	// surgeKills makes each worker kill wait until a replacement started
+	// ahead of it runs (-soak.cluster), so that the workers wanted keep
+	// running through the kills.
+	surgeKills bool
+	// nodeDown is how long a killed node of the cluster (-soak.cluster)
+	// stays down before it is restarted; at each of natsRestarts one node
+	// is killed instead of the single server being restarted.
+	nodeDown           time.Duration
 	outageAt           time.Duration
 	outageLen          time.Duration
 	strictAt, strictTo time.Duration
@@ -307,16 +391,28 @@ type schedule struct {
 	crowd                    int
 }
 
-// chaos carries out a schedule against the fleet, the NATS server and the
-// simulator.
+// chaos carries out a schedule against the fleet, the NATS server (or the
+// cluster's nodes) and the simulator.
 type chaos struct {
-	sched  schedule
-	rng    *rand.Rand
-	fleet  *fleet
-	nats   *natsServer
-	sim    *simClient
-	loader *loader
-	start  time.Time
+	sched   schedule
+	rng     *rand.Rand
+	fleet   *fleet
+	nats    *natsServer  // nil with -soak.cluster
+	cluster *natsCluster // nil without -soak.cluster
+	js      jetstream.JetStream
+	sim     *simClient
+	loader  *loader
+	start   time.Time
+	// nodeChaos is the state of the node kills with -soak.cluster.
+	nodeChaos nodeChaos
+	// pending is the worker kill waiting for its replacement to start
+	// (surgeKill); nil when none waits.
+	pending *pendingKill
+
+	// mu guards the timeline, natsDown, natsRestarts and nodeChaos.kills
+	// while run runs: a restarted node's health is awaited in the
+	// background (see restartNode).
+	mu sync.Mutex
 
 	// Counts and the timeline, read after run returns.
 	natsRestarts  int
@@ -373,6 +469,8 @@ type event struct {
 }
 
 func (c *chaos) note(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.timeline = append(c.timeline, fmt.Sprintf("%6.1fs ", time.Since(c.start).Seconds())+fmt.Sprintf(format, args...))
 }
 
@@ -384,6 +482,10 @@ func (c *chaos) events() []event {
 		evs = append(evs, event{at, "expire tokens", c.expireTokens})
 	}
 	for _, at := range s.natsRestarts {
+		if c.cluster != nil {
+			evs = append(evs, event{at, "kill NATS node", c.killNode}, event{at + s.nodeDown, "restart NATS node", c.restartNode})
+			continue
+		}
 		evs = append(evs, event{at, "restart NATS", c.restartNATS})
 	}
 	faults := baselineFaults()
@@ -443,10 +545,14 @@ func (c *chaos) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
+			_ = c.awaitNodeHealth()
 			return nil
 		case <-reconcile.C:
 			timer.Stop()
 			if err := c.fleet.reconcile(); err != nil {
+				return err
+			}
+			if err := c.resolveSurge(); err != nil {
 				return err
 			}
 			continue
@@ -455,7 +561,9 @@ func (c *chaos) run(ctx context.Context) error {
 		switch {
 		case at >= c.sched.length:
 			c.note("chaos over")
-			return nil
+			c.fleet.setSurge(0)
+			c.pending = nil
+			return c.awaitNodeHealth()
 		case len(evs) > 0 && evs[0].at == at:
 			ev := evs[0]
 			evs = evs[1:]
@@ -463,6 +571,13 @@ func (c *chaos) run(ctx context.Context) error {
 			if err := ev.do(ctx); err != nil {
 				return fmt.Errorf("chaos %q: %w", ev.name, err)
 			}
+		case c.sched.surgeKills:
+			if c.pending == nil {
+				if err := c.surgeKill(); err != nil {
+					return err
+				}
+			}
+			nextKill = at + c.sched.killMin + time.Duration(c.rng.Int64N(int64(c.sched.killMax-c.sched.killMin)))
 		default:
 			n := c.fleet.killRandom(c.rng, c.sched.pKillAll)
 			if c.rng.Float64() < c.sched.pTwo {

@@ -95,7 +95,8 @@ func checkOutcomes(t *testing.T, p plan, e *env, ch *chaos, ph *phases) {
 	expectedExits, unexpectedExits := ch.describeExits()
 	digest := digestWorkerLogs(e.dir)
 
-	printSummary(t, p, e, ch, ph, rep, st, len(ds), failed, len(expectedExits), tokens)
+	workersSeen := distinctWorkers(snap.Results)
+	printSummary(t, p, e, ch, ph, rep, st, len(ds), failed, len(expectedExits), tokens, workersSeen)
 	if len(excused) > 0 {
 		t.Logf("%d valid requests rejected whose conference has no valid stored password (expected); the first:\n  %s",
 			len(excused), strings.Join(excused[:min(5, len(excused))], "\n  "))
@@ -145,6 +146,14 @@ func checkOutcomes(t *testing.T, p plan, e *env, ch *chaos, ph *phases) {
 			"the workers' token calls per conference during the one-live period stay within 2×(%d token lives + %d tokens ended + %d kills) + 2, "+
 				"however many workers run (up to %d): they share one token per conference", tokens.lives, tokens.endings, tokens.kills, tokens.peakWorkers)
 	})
+	if p.cluster {
+		t.Run("cluster", func(t *testing.T) {
+			require.Equal(t, len(p.sched.natsRestarts), ch.natsRestarts, "every node kill was followed by the node's restart")
+			require.Empty(t, e.cluster.down(), "every node runs at the end")
+			require.GreaterOrEqual(t, workersSeen, clusterSize,
+				"the results name at least %d distinct workers", clusterSize)
+		})
+	}
 	t.Run("valid requests succeed", func(t *testing.T) {
 		poison := failed.byCategory[string(schemas.ReasonMaxDeliveries)]
 		require.Equal(t, poison, failed.total,
@@ -469,7 +478,7 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func printSummary(t *testing.T, p plan, e *env, ch *chaos, ph *phases, rep *audit.Report, st simState, disconnects int, f failures, expectedExits int, tf tokens) {
+func printSummary(t *testing.T, p plan, e *env, ch *chaos, ph *phases, rep *audit.Report, st simState, disconnects int, f failures, expectedExits int, tf tokens, workersSeen int) {
 	t.Helper()
 	l := e.loader
 	secs := func(a, b time.Time) string { return b.Sub(a).Round(100 * time.Millisecond).String() }
@@ -505,6 +514,12 @@ func printSummary(t *testing.T, p plan, e *env, ch *chaos, ph *phases, rep *audi
 			ch.oneLive.from.Sub(ch.start).Seconds(), ch.oneLive.to.Sub(ch.start).Seconds(), ch.lifetimes,
 			tf.peakWorkers, p.sched.crowd, tf.crowded.Round(100*time.Millisecond), tf.windowAll, tf.windowWorkers,
 			tf.bound, tf.lives, tf.endings, tf.kills, tf.replacedInWindow, tf.after, tf.latency),
+	}
+	if p.cluster {
+		peak, atLeast := e.fleet.overlap(ch.start, ph.chaosOver, clusterSize)
+		lines = append(lines, fmt.Sprintf("NATS cluster of %d nodes: node kills [%s]; workers: at least %d wanted, up to %d at once, at least %d started for %s of the %s of chaos; results by %d distinct workers",
+			clusterSize, strings.Join(ch.nodeChaos.kills, "; "), clusterSize, peak, clusterSize, atLeast.Round(100*time.Millisecond),
+			ph.chaosOver.Sub(ch.start).Round(100*time.Millisecond), workersSeen))
 	}
 	for _, x := range e.fleet.stopErrors {
 		lines = append(lines, "worker stopped with SIGTERM at the drain did not stop cleanly: "+x)

@@ -62,10 +62,32 @@
 //
 // Flags: -soak.requests, -soak.long, -soak.duration (how long publishing and
 // chaos last; the chaos schedule scales with it), -soak.seed (the load's and
-// the chaos's random choices) and -soak.dir (keep binaries, data and logs
-// there instead of a temporary directory). With -soak.dir the directory
-// keeps, besides the logs, summary.txt, chaos-timeline.txt, the metrics and
-// rejected.txt (the requests the rejected check caught, if any).
+// the chaos's random choices), -soak.cluster (below) and -soak.dir (keep
+// binaries, data and logs there instead of a temporary directory). With
+// -soak.dir the directory keeps, besides the logs, summary.txt,
+// chaos-timeline.txt, the metrics and rejected.txt (the requests the
+// rejected check caught, if any).
+//
+// With -soak.cluster the test runs three nats-server processes forming a
+// JetStream cluster (n1, n2, n3 on pre-allocated client, route and
+// monitoring ports of 127.0.0.1, each with its own store directory) and
+// waits for a meta leader and for every node's /healthz. The credentials
+// bucket and, through --replicas 3, every stream and bucket of the workers
+// have three replicas, and the workers get the three client URLs. At least
+// three workers run at all times: a worker kill starts the replacement
+// first and kills one of the others only once the workers wanted have
+// logged "worker started" (or after 20 s), and no kill takes all of them.
+// Instead of restarting the server, the NATS chaos SIGKILLs one node at the
+// same two moments (the request stream's leader the first time, the meta
+// leader the second) and restarts it on its ports and store directory a
+// while later (15 s scaled like the other periods, at least 5 s); a node is
+// killed only when every node reports itself healthy, so there is never
+// more than one down and the streams keep their quorum. The checks are the
+// same, and the results must name at least three distinct workers; the
+// summary adds the node kills and how long at least three workers ran. The
+// nodes log to nats-<node>-<start>.log.
+//
+//	go test ./soak -run TestSoak -v -timeout 30m -soak.requests=20000 -soak.cluster
 //
 // The package holds test code only and exports nothing. It talks to the
 // worker over NATS, to the simulator over HTTP, and to both through

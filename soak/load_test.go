@@ -111,11 +111,12 @@ func newLoader(js jetstream.JetStream, api *meetingclient.Client, rng *rand.Rand
 }
 
 // writeCredentials stores every meeting's host password in the
-// credentials bucket, creating the bucket if it is missing.
-func writeCredentials(ctx context.Context, js jetstream.JetStream, meetings []meetingInfo) error {
+// credentials bucket, creating the bucket with the given replicas if it is
+// missing.
+func writeCredentials(ctx context.Context, js jetstream.JetStream, meetings []meetingInfo, replicas int) error {
 	kv, err := js.KeyValue(ctx, credentialsBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: credentialsBucket, History: 1, Storage: jetstream.FileStorage})
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: credentialsBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, credentialsBucket)
 		}

@@ -34,6 +34,8 @@ var (
 	flagDuration = flag.Duration("soak.duration", 0, "how long publishing and chaos last; the chaos schedule scales with it (0: 8 ms per request, at least 25s; with -soak.long at least 6m)")
 	flagSeed     = flag.Uint64("soak.seed", 0, "seed of the load's and the chaos's random choices (0: from the clock)")
 	flagDir      = flag.String("soak.dir", "", "keep binaries, data and logs in this directory instead of a temporary one")
+	flagCluster  = flag.Bool("soak.cluster", false, "run against a 3-node NATS JetStream cluster (streams and buckets with 3 replicas) with at least three workers at all times; "+
+		"the NATS chaos SIGKILLs one node at a time and restarts it, twice")
 )
 
 // maxDeliveriesShare bounds the valid requests that may fail with reason
@@ -64,6 +66,7 @@ func TestMain(m *testing.M) {
 type plan struct {
 	requests     int
 	long         bool
+	cluster      bool          // -soak.cluster
 	duration     time.Duration // publishing
 	seed         uint64
 	meetings     int // made by the simulator's flags, with one password
@@ -74,7 +77,7 @@ type plan struct {
 }
 
 func newPlan() plan {
-	p := plan{requests: *flagRequests, long: *flagLong, seed: *flagSeed, duration: *flagDuration}
+	p := plan{requests: *flagRequests, long: *flagLong, cluster: *flagCluster, seed: *flagSeed, duration: *flagDuration}
 	if p.seed == 0 {
 		p.seed = uint64(time.Now().UnixNano())
 	}
@@ -118,12 +121,23 @@ func newPlan() plan {
 		p.sched.killMax = 6 * time.Second
 		p.sched.crowd = 4
 	}
+	if p.cluster {
+		// Never fewer than three workers: a kill takes one of them, once
+		// its replacement, started ahead of it, runs; no kill of all of
+		// them.
+		p.sched.pKillAll = 0
+		p.sched.surgeKills = true
+		p.sched.nodeDown = scaled(15*time.Second, 5*time.Second)
+	}
 	p.drainTimeout = 3 * time.Minute
 	return p
 }
 
 func (p plan) String() string {
 	s := p.sched
+	if p.cluster {
+		return p.clusterString()
+	}
 	return fmt.Sprintf("seed %d, %d requests over %s, %d+%d meetings of %d participants; chaos for %s: "+
 		"SIGKILL every %s-%s, tokens expired every %s, NATS restarted at %s, outage %s at %s, strict mode %s-%s, "+
 		"one-live tokens living %s-%s with at least %d workers %s-%s",
@@ -133,12 +147,25 @@ func (p plan) String() string {
 		s.lifetimeMin, s.lifetimeMax, s.crowd, s.oneLiveAt, s.oneLiveTo)
 }
 
+// clusterString is String for -soak.cluster.
+func (p plan) clusterString() string {
+	s := p.sched
+	return fmt.Sprintf("seed %d, %d requests over %s, %d+%d meetings of %d participants; %d-node NATS cluster, R%d, at least %d workers; chaos for %s: "+
+		"SIGKILL of one worker every %s-%s once its replacement, started ahead of it, runs, tokens expired every %s, a NATS node SIGKILLed at %s and restarted %s later, outage %s at %s, strict mode %s-%s, "+
+		"one-live tokens living %s-%s with at least %d workers %s-%s",
+		p.seed, p.requests, p.duration, p.meetings, p.extra, p.participants, clusterSize, clusterSize, clusterSize, s.length,
+		s.killMin, s.killMax, s.tokenEvery.Round(100*time.Millisecond), s.natsRestarts, s.nodeDown,
+		s.outageLen.Round(100*time.Millisecond), s.outageAt, s.strictAt, s.strictTo,
+		s.lifetimeMin, s.lifetimeMax, s.crowd, s.oneLiveAt, s.oneLiveTo)
+}
+
 // env is everything a run starts.
 type env struct {
 	dir     string
 	bins    binaries
 	ps      *procs
-	nats    *natsServer
+	nats    *natsServer  // nil with -soak.cluster
+	cluster *natsCluster // nil without -soak.cluster
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	simProc *proc
@@ -180,9 +207,18 @@ func startEnv(t *testing.T, p plan, dir string, bins binaries) *env {
 	httpClient := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 	t.Cleanup(httpClient.CloseIdleConnections)
 
-	e.nats = &natsServer{ps: e.ps, bin: bins.nats, port: freePort(t), storeDir: filepath.Join(dir, "jetstream")}
-	require.NoError(t, e.nats.start(ctx))
-	nc, err := nats.Connect(e.nats.url(), nats.Name("soak-test"), nats.MaxReconnects(-1),
+	var natsURL string
+	replicas := 1
+	if p.cluster {
+		e.cluster = newNATSCluster(t, e.ps, bins.nats, dir, clusterSize, httpClient)
+		require.NoError(t, e.cluster.start(ctx), "NATS cluster")
+		natsURL, replicas = e.cluster.urls(), clusterSize
+	} else {
+		e.nats = &natsServer{ps: e.ps, bin: bins.nats, port: freePort(t), storeDir: filepath.Join(dir, "jetstream")}
+		require.NoError(t, e.nats.start(ctx))
+		natsURL = e.nats.url()
+	}
+	nc, err := nats.Connect(natsURL, nats.Name("soak-test"), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond), nats.ReconnectBufSize(64<<20))
 	require.NoError(t, err)
 	t.Cleanup(nc.Close)
@@ -200,7 +236,7 @@ func startEnv(t *testing.T, p plan, dir string, bins binaries) *env {
 		extra = append(extra, meetingInfo{id: fmt.Sprintf("xconf-%02d", i), password: randomSecret("xpw-")})
 	}
 	meetings = append(meetings, extra...)
-	require.NoError(t, writeCredentials(ctx, e.js, meetings))
+	require.NoError(t, writeCredentials(ctx, e.js, meetings, replicas))
 	// The simulator gets the same passwords below: conf-* by its flags,
 	// xconf-* through the admin API.
 	e.credentialed = map[string]bool{}
@@ -230,10 +266,18 @@ func startEnv(t *testing.T, p plan, dir string, bins binaries) *env {
 	e.loader = newLoader(e.js, api, rng, meetings, p.participants, p.requests, p.duration)
 	require.NoError(t, e.loader.refreshTokens(ctx))
 
-	e.fleet = &fleet{ps: e.ps, bin: bins.worker, natsURL: e.nats.url(), apiURL: e.sim.base, http: httpClient, desired: 1}
+	e.fleet = &fleet{ps: e.ps, bin: bins.worker, natsURL: natsURL, apiURL: e.sim.base, http: httpClient, desired: 1, replicas: replicas}
 	w, err := e.fleet.start()
 	require.NoError(t, err)
 	require.NoError(t, e.fleet.ready(ctx, w), "first worker")
+	if p.cluster {
+		// The first worker has provisioned the streams; the others join it.
+		e.fleet.setFloor(clusterSize)
+		require.NoError(t, e.fleet.reconcile())
+		for _, w := range e.fleet.running() {
+			require.NoError(t, e.fleet.ready(ctx, w), "worker %s", w.id)
+		}
+	}
 	return e
 }
 
@@ -257,7 +301,7 @@ func TestSoak(t *testing.T) {
 	ph.started = time.Now()
 
 	ch := &chaos{sched: p.sched, rng: mrand.New(mrand.NewPCG(p.seed, p.seed^0xc4a05)), fleet: e.fleet,
-		nats: e.nats, sim: e.sim, loader: e.loader, start: time.Now()}
+		nats: e.nats, cluster: e.cluster, js: e.js, sim: e.sim, loader: e.loader, start: time.Now()}
 	t.Cleanup(func() {
 		_ = os.WriteFile(filepath.Join(dir, "chaos-timeline.txt"), []byte(strings.Join(ch.timeline, "\n")+"\n"), 0o600)
 		if t.Failed() {
@@ -348,6 +392,7 @@ func drain(t *testing.T, e *env, timeout time.Duration) *worker {
 	require.Equal(t, tokenConfig{Mode: "many", Lifetime: meetingsim.DefaultTokenLifetime.String()}, tc, "default token settings")
 	e.fleet.setDesired(1)
 	e.fleet.setCrowd(0)
+	e.fleet.setFloor(0)
 	workers := e.fleet.running()
 	if len(workers) == 0 {
 		w, err := e.fleet.start()
