@@ -30,7 +30,16 @@ func checkOutcomes(t *testing.T, p plan, e *env, ch *chaos, ph *phases) {
 	t.Helper()
 	ctx := context.Background()
 	l := e.loader
-	snap, err := audit.Read(ctx, e.js, schemas.DefaultResultStream, schemas.DefaultDeadLetterStream)
+	// After node kills a stream's leader may still be settling: its reads
+	// then find no responder for a moment.
+	var snap *audit.Snapshot
+	var err error
+	for range 30 {
+		if snap, err = audit.Read(ctx, e.js, schemas.DefaultResultStream, schemas.DefaultDeadLetterStream); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	require.NoError(t, err)
 	ds, err := e.sim.disconnects(ctx)
 	require.NoError(t, err)
