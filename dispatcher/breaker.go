@@ -28,8 +28,14 @@ type breaker struct {
 	cooldown time.Duration
 	probing  bool
 	admitted time.Time     // when the last request was admitted for a probe
+	taken    bool          // a request was submitted since that admission
 	changed  chan struct{} // closed and replaced when the state changes
 }
+
+// admitRetry is how soon an admission that brought no request (the
+// consumer that got it found its partition empty) is given again, to
+// another consumer of the worker.
+const admitRetry = 100 * time.Millisecond
 
 func newBreaker(threshold int, minCooldown, maxCooldown, admitEvery time.Duration, now func() time.Time, onChange func(bool)) *breaker {
 	return &breaker{threshold: threshold, minCooldown: minCooldown, maxCooldown: maxCooldown, admitEvery: admitEvery,
@@ -78,8 +84,9 @@ func (b *breaker) acquire() (ok bool, retryIn time.Duration) {
 
 // admitProbe reports whether one more request may be let in while the
 // breaker is open, so that a probe that is due (with none under way) has a
-// call to make: at most one each admitEvery, however many goroutines ask.
-// Otherwise it says how long until one may be.
+// call to make: at most one each admitEvery, however many goroutines ask,
+// once a request came in on it; an admission that brought none is given
+// again after admitRetry. Otherwise it says how long until one may be.
 func (b *breaker) admitProbe() (ok bool, in time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -90,11 +97,28 @@ func (b *breaker) admitProbe() (ok bool, in time.Duration) {
 	if now.Before(b.until) {
 		return false, b.until.Sub(now)
 	}
-	if since := now.Sub(b.admitted); since < b.admitEvery {
-		return false, b.admitEvery - since
+	wait := b.admitEvery
+	if !b.taken {
+		wait = min(admitRetry, b.admitEvery)
 	}
-	b.admitted = now
+	if since := now.Sub(b.admitted); since < wait {
+		return false, wait - since
+	}
+	b.admitted, b.taken = now, false
 	return true, 0
+}
+
+// submitted notes that a request came in; while the breaker is open, it
+// uses up the admission given for the probe.
+func (b *breaker) submitted() {
+	if b.threshold <= 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.open {
+		b.taken = true
+	}
 }
 
 // record takes the answer of one call: outage reports whether it was an

@@ -213,6 +213,7 @@ func (d *Dispatcher) submit(ctx context.Context, r *request) error {
 	case <-d.stopping:
 		return ErrStopped
 	}
+	d.breaker.submitted()
 	if !d.batcher.take(r) {
 		d.release()
 		return ErrStopped
