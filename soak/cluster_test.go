@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hangup-dev/hangup/schemas"
 )
@@ -156,21 +155,7 @@ func (c *natsCluster) start(ctx context.Context) error {
 				return fmt.Errorf("nats-server %s exited: %v; log: %s", n.name, n.cur.exitErr, strings.Join(n.cur.tail(5), "\n"))
 			}
 		}
-		nc, err := nats.Connect(c.urls(), nats.Timeout(time.Second), nats.NoReconnect())
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		// Without a meta leader the request goes unanswered until its
-		// context ends.
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		_, err = js.AccountInfo(actx)
-		return err
+		return jetStreamAnswers(ctx, c.urls())
 	})
 	if err != nil {
 		return fmt.Errorf("no JetStream meta leader: %w", err)

@@ -297,18 +297,27 @@ func (n *natsServer) start(ctx context.Context) error {
 		if p.exited() {
 			return fmt.Errorf("nats-server exited: %v; log: %s", p.exitErr, strings.Join(p.tail(5), "\n"))
 		}
-		nc, err := nats.Connect(n.url(), nats.Timeout(time.Second), nats.NoReconnect())
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		_, err = js.AccountInfo(ctx)
-		return err
+		return jetStreamAnswers(ctx, n.url())
 	})
+}
+
+// jetStreamAnswers reports whether JetStream at urls answers an account
+// info request within 2 s: without a meta leader, or while the server
+// starts, it does not.
+func jetStreamAnswers(ctx context.Context, urls string) error {
+	nc, err := nats.Connect(urls, nats.Timeout(time.Second), nats.NoReconnect())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = js.AccountInfo(ctx)
+	return err
 }
 
 // stop stops the server with SIGTERM.
