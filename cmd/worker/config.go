@@ -45,8 +45,7 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.SetOutput(output)
 	d := runDefaults()
 	c := &s.cfg
-	fs.StringVar(&c.NATSURL, "nats-url", d.NATSURL, "NATS server URL(s), comma-separated")
-	fs.StringVar(&c.NATSCredsFile, "nats-creds", d.NATSCredsFile, "NATS credentials file")
+	addNATSFlags(fs, &c.NATS, d.NATS)
 	fs.StringVar(&c.APIBaseURL, "api-base-url", d.APIBaseURL, "meeting API base URL (http:// only for a local simulator)")
 	fs.StringVar(&c.APICAFile, "api-ca-file", d.APICAFile, "PEM file of extra CA certificates to trust for the meeting API")
 	fs.DurationVar(&c.APITimeout, "api-timeout", d.APITimeout, "timeout of one API call attempt")
@@ -141,7 +140,7 @@ func (s *settings) validate(fs *flag.FlagSet) error {
 	if _, err := parseLevel(s.logLevel); err != nil {
 		errs = append(errs, flagErrorf("log-level", "must be debug, info, warn or error, got %s", s.logLevel))
 	}
-	if s.cfg.NATSURL == "" {
+	if s.cfg.NATS.URL == "" {
 		errs = append(errs, flagErrorf("nats-url", `must not be empty, got ""`))
 	}
 	errs = append(errs, names.explicitZeros()...)

@@ -27,7 +27,7 @@ func TestEnvironmentFillsFlagsNotGiven(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, s.cfg.MaxBatch)
 	require.Equal(t, 120*time.Millisecond, s.cfg.Linger)
-	require.Equal(t, "nats://a:4222,nats://b:4222", s.cfg.NATSURL)
+	require.Equal(t, "nats://a:4222,nats://b:4222", s.cfg.NATS.URL)
 	require.False(t, s.cfg.Provision)
 	require.Equal(t, "http://127.0.0.1:8090", s.cfg.APIBaseURL)
 }
@@ -91,7 +91,8 @@ func TestVersion(t *testing.T) {
 // SetDefaults now, and must not move.
 func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 	want := map[string]string{
-		"nats-url": "nats://127.0.0.1:4222", "nats-creds": "", "api-base-url": "https://api.meeting.huaweicloud.com",
+		"nats-url": "nats://127.0.0.1:4222", "nats-creds": "", "nats-nkey": "", "nats-user": "", "nats-password": "", "nats-token": "",
+		"nats-ca": "", "nats-cert": "", "nats-key": "", "api-base-url": "https://api.meeting.huaweicloud.com",
 		"api-ca-file": "", "api-timeout": "10s", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
 		"linger": "50ms", "max-in-flight": "2000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
 		"defer-max": "1h0m0s", "credentials-bucket": "meeting_credentials", "token-bucket": "hangup_tokens",

@@ -42,7 +42,7 @@ func newProcessRunner(binary string, cfg worker.Config, logLevel string) (*proce
 	}
 	t := cfg.Topology
 	args := []string{"run",
-		"--nats-url", cfg.NATSURL, "--api-base-url", cfg.APIBaseURL, "--worker-id", cfg.WorkerID,
+		"--nats-url", cfg.NATS.URL, "--api-base-url", cfg.APIBaseURL, "--worker-id", cfg.WorkerID,
 		"--provision=true", "--http-addr", addr, "--log-format", "console", "--log-level", logLevel,
 		"--max-batch", strconv.Itoa(cfg.MaxBatch), "--linger", cfg.Linger.String(),
 		"--api-concurrency", strconv.Itoa(cfg.APIConcurrency), "--conference-calls", strconv.Itoa(cfg.ConferenceCalls),

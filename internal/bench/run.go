@@ -238,7 +238,7 @@ func (e *env) runPipeline(ctx context.Context, p Pipeline) (*PipelineResult, err
 		r = newPlainRunner(nc, e.topo, v.URL, e.cfg.PlainHandlers)
 	case PipelineHangup:
 		wcfg := *e.cfg.Worker
-		wcfg.NATSURL, wcfg.APIBaseURL = e.url, v.URL
+		wcfg.NATS.URL, wcfg.APIBaseURL = e.url, v.URL
 		if e.cfg.WorkerBinary != "" {
 			nc.Close() // the process has connections of its own
 			r, err = newProcessRunner(e.cfg.WorkerBinary, wcfg, e.cfg.WorkerLogLevel)

@@ -190,9 +190,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 
 	wcfg := cfg.Worker
-	wcfg.NATSURL = srv.ClientURL()
-	if wcfg.NATSURL == "" {
-		wcfg.NATSURL = "nats://in-process:4222"
+	wcfg.NATS.URL = srv.ClientURL()
+	if wcfg.NATS.URL == "" {
+		wcfg.NATS.URL = "nats://in-process:4222"
 	}
 	wcfg.APIBaseURL = apiURL
 	wcfg.Provision = true

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/internal/meetingsim"
+	"github.com/hangup-dev/hangup/internal/natsconn"
 	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/schemas"
 )
@@ -51,7 +52,7 @@ func BenchmarkPipeline(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	w, err := New(Config{NATSURL: srv.ClientURL(), APIBaseURL: api.URL, Provision: true, WorkerID: "bench"}, Deps{Logger: zap.NewNop()})
+	w, err := New(Config{NATS: natsconn.Config{URL: srv.ClientURL()}, APIBaseURL: api.URL, Provision: true, WorkerID: "bench"}, Deps{Logger: zap.NewNop()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hangup-dev/hangup/internal/audit"
 	"github.com/hangup-dev/hangup/internal/meetingsim"
+	"github.com/hangup-dev/hangup/internal/natsconn"
 	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/schemas"
 )
@@ -101,7 +102,7 @@ func (e *clusterEnv) start(name string) {
 	}))
 	e.t.Cleanup(front.Close)
 	cfg := Config{
-		NATSURL: proxies.URLs(), APIBaseURL: front.URL, APITimeout: 2 * time.Second,
+		NATS: natsconn.Config{URL: proxies.URLs()}, APIBaseURL: front.URL, APITimeout: 2 * time.Second,
 		Linger: 20 * time.Millisecond, RetryInitial: 10 * time.Millisecond, RetryMaxInterval: 100 * time.Millisecond,
 		RetryMaxElapsed: 20 * time.Second, ShutdownTimeout: 10 * time.Second, Provision: true, WorkerID: name,
 		APIConcurrency: e.budget.APIConcurrency, APIRate: e.budget.APIRate, AckWait: 10 * time.Second,

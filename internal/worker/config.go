@@ -4,16 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hangup-dev/hangup/consumer"
 	"github.com/hangup-dev/hangup/dispatcher"
 	"github.com/hangup-dev/hangup/internal/credentials"
 	"github.com/hangup-dev/hangup/internal/membership"
+	"github.com/hangup-dev/hangup/internal/natsconn"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/meetingclient"
 	"github.com/hangup-dev/hangup/schemas"
@@ -22,11 +21,9 @@ import (
 // Config is every setting of a worker. cmd/worker fills it from flags and
 // HANGUP_* environment variables; the README lists them in one table.
 type Config struct {
-	// NATSURL is the NATS server to connect to. Defaults to
+	// NATS is how to reach and authenticate to NATS. Its URL defaults to
 	// "nats://127.0.0.1:4222".
-	NATSURL string
-	// NATSCredsFile is a NATS credentials file. Optional.
-	NATSCredsFile string
+	NATS natsconn.Config
 	// APIBaseURL is the vendor API. Defaults to meetingclient.DefaultBaseURL.
 	APIBaseURL string
 	// APICAFile is a PEM file of extra CAs to trust for the API. Optional.
@@ -117,9 +114,7 @@ type Config struct {
 // never zeros, for the settings the worker has.
 func (c *Config) SetDefaults() {
 	d, cd := dispatcher.DefaultConfig(), consumer.DefaultConfig()
-	if c.NATSURL == "" {
-		c.NATSURL = "nats://127.0.0.1:4222"
-	}
+	c.NATS.SetDefaults()
 	if c.APIBaseURL == "" {
 		c.APIBaseURL = meetingclient.DefaultBaseURL
 	}
@@ -186,12 +181,7 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &SettingError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
-	for i, raw := range strings.Split(c.NATSURL, ",") {
-		// The value is not quoted back: a NATS URL may carry a password.
-		if u, err := url.Parse(strings.TrimSpace(raw)); err != nil || u.Host == "" {
-			bad("NATSURL", "entry %d is not a NATS URL such as nats://host:4222", i+1)
-		}
-	}
+	errs = append(errs, attribute("", c.NATS.Validate(), natsFields)...)
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout", "must be positive, got %s", c.ShutdownTimeout)
 	}
@@ -232,6 +222,13 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// natsFields maps the fields of natsconn.Config to the settings of Config.
+var natsFields = map[string]string{
+	"URL": "NATS.URL", "CredsFile": "NATS.CredsFile", "NKeySeedFile": "NATS.NKeySeedFile",
+	"User": "NATS.User", "Password": "NATS.Password", "Token": "NATS.Token",
+	"CAFile": "NATS.CAFile", "CertFile": "NATS.CertFile", "KeyFile": "NATS.KeyFile",
 }
 
 // keepAlive is how often held messages are marked in progress: a third of

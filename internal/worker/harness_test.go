@@ -17,6 +17,7 @@ import (
 
 	"github.com/hangup-dev/hangup/internal/audit"
 	"github.com/hangup-dev/hangup/internal/meetingsim"
+	"github.com/hangup-dev/hangup/internal/natsconn"
 	"github.com/hangup-dev/hangup/internal/natstest"
 	"github.com/hangup-dev/hangup/internal/topology"
 	"github.com/hangup-dev/hangup/schemas"
@@ -61,7 +62,7 @@ func newHarness(t *testing.T, simCfg meetingsim.Config) *harness {
 // config is a worker config for tests: fast retries, no HTTP endpoint.
 func (h *harness) config() Config {
 	return Config{
-		NATSURL:          h.srv.ClientURL(),
+		NATS:             natsconn.Config{URL: h.srv.ClientURL()},
 		APIBaseURL:       h.api.URL,
 		APITimeout:       2 * time.Second,
 		Linger:           20 * time.Millisecond,

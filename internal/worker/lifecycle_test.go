@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hangup-dev/hangup/internal/natsconn"
 	"github.com/hangup-dev/hangup/internal/natstest"
 )
 
@@ -52,7 +53,7 @@ func silentJetStream(t *testing.T) (*server.Server, <-chan struct{}) {
 // shuts down what Start had made.
 func TestStopEndsAStartInProgress(t *testing.T) {
 	srv, asked := silentJetStream(t)
-	w, err := New(Config{NATSURL: srv.ClientURL(), Provision: true, WorkerID: "w"}, Deps{})
+	w, err := New(Config{NATS: natsconn.Config{URL: srv.ClientURL()}, Provision: true, WorkerID: "w"}, Deps{})
 	require.NoError(t, err)
 	started := make(chan error, 1)
 	go func() { started <- w.Start(context.Background()) }()
@@ -77,7 +78,7 @@ func TestStartRacingStop(t *testing.T) {
 	outcomes := map[string]int{}
 	for _, provision := range []bool{false, true} { // without provisioning Start fails: no deferral bucket
 		for i := range 20 {
-			w, err := New(Config{NATSURL: srv.ClientURL(), Provision: provision, APIBaseURL: "http://127.0.0.1:1", WorkerID: "w"}, Deps{})
+			w, err := New(Config{NATS: natsconn.Config{URL: srv.ClientURL()}, Provision: provision, APIBaseURL: "http://127.0.0.1:1", WorkerID: "w"}, Deps{})
 			require.NoError(t, err)
 			var wg sync.WaitGroup
 			var startErr, stopErr error

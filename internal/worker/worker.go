@@ -29,7 +29,7 @@ import (
 // Deps are what a Worker may be given instead of making it.
 type Deps struct {
 	// Conn is an open NATS connection; when nil the worker dials
-	// Config.NATSURL and closes the connection at Stop. A given Conn is
+	// Config.NATS.URL and closes the connection at Stop. A given Conn is
 	// drained at Stop too (acks are flushed by the drain).
 	Conn *nats.Conn
 	// Tokens supplies control tokens from stored credentials. Optional.
@@ -229,7 +229,7 @@ func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *part
 	})
 }
 
-// connect returns Deps.Conn, or dials Config.NATSURL.
+// connect returns Deps.Conn, or dials Config.NATS.URL.
 func (w *Worker) connect() (*nats.Conn, error) {
 	if w.deps.Conn != nil {
 		return w.deps.Conn, nil
@@ -247,10 +247,11 @@ func (w *Worker) connect() (*nats.Conn, error) {
 			w.log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 	}
-	if w.cfg.NATSCredsFile != "" {
-		opts = append(opts, nats.UserCredentials(w.cfg.NATSCredsFile))
+	auth, err := w.cfg.NATS.Options()
+	if err != nil {
+		return nil, err
 	}
-	nc, err := nats.Connect(w.cfg.NATSURL, opts...)
+	nc, err := nats.Connect(w.cfg.NATS.URL, append(opts, auth...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS: %w", err)
 	}

@@ -401,7 +401,7 @@ func TestMaxDeliveriesDeadLettersBeforeProcessing(t *testing.T) {
 
 func TestInvalidConfigNamesTheSetting(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
-		"NATSURL":         func(c *Config) { c.NATSURL = "::not a url" },
+		"NATS.URL":        func(c *Config) { c.NATS.URL = "::not a url" },
 		"ShutdownTimeout": func(c *Config) { c.ShutdownTimeout = -time.Second },
 		"HTTPAddr":        func(c *Config) { c.HTTPAddr = "nope" },
 		"Replicas":        func(c *Config) { c.Topology.Replicas = 9 },
