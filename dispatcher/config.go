@@ -170,20 +170,60 @@ func (c *Config) setDefaults() {
 // share is what one of members live workers may use of the deployment's
 // budget: calls in flight (at least 1), and calls per second (0: no
 // limit). members below 1 count as 1.
-func (c *Config) share(members int) (calls int, perSecond float64) {
-	members = max(members, 1)
-	calls = max(1, c.APIConcurrency/members)
+func (c *Config) share(s Share) (calls int, perSecond float64) {
+	members := max(s.Members, 1)
+	idle := min(max(s.IdleOthers, 0), members-1)
+	busy := members - idle
+	switch {
+	case s.Idle:
+		calls = 1
+	default:
+		// The idle workers keep one call each; the busy ones share the rest.
+		calls = max(1, (c.APIConcurrency-idle)/busy)
+	}
 	if c.WorkerAPIConcurrency > 0 {
 		calls = min(calls, c.WorkerAPIConcurrency)
 	}
 	if c.APIRate > 0 {
-		perSecond = c.APIRate / float64(members)
+		perSecond = c.APIRate * s.fraction()
 	}
 	if c.WorkerAPIRate > 0 && (perSecond == 0 || c.WorkerAPIRate < perSecond) {
 		perSecond = c.WorkerAPIRate
 	}
 	return calls, perSecond
 }
+
+// IdleRateShare is the part of the rate budget an idle worker keeps, of
+// the equal share it would have were all busy: enough for the first call
+// when work arrives, while it tells the others that it is busy again.
+const IdleRateShare = 0.1
+
+// Share is what this worker knows of the deployment when it takes its
+// share of the vendor budget: how many workers are live, itself
+// included, how many of the others are idle (they held no request
+// lately), and whether it is idle itself. An idle worker keeps one call
+// in flight and IdleRateShare of an equal rate share; the busy ones share
+// the rest equally.
+type Share struct {
+	Members    int
+	IdleOthers int
+	Idle       bool
+}
+
+// fraction is this worker's part of the rate budget.
+func (s Share) fraction() float64 {
+	members := float64(max(s.Members, 1))
+	idle := float64(min(max(s.IdleOthers, 0), max(s.Members, 1)-1))
+	if s.Idle {
+		return IdleRateShare / members
+	}
+	return (1 - idle*IdleRateShare/members) / (members - idle)
+}
+
+// Raises reports whether taking next instead of s raises this worker's
+// share of the rate budget: a raise must wait until the others have
+// lowered theirs, a cut need not.
+func (s Share) Raises(next Share) bool { return next.fraction() > s.fraction() }
 
 func (c *Config) validate() error {
 	var errs []error

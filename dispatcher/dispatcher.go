@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/schemas"
@@ -40,6 +41,10 @@ type Deps struct {
 	// slows down because of the vendor's flow control, so that they call
 	// Throttle. Optional.
 	FlowSignal FlowSignal
+	// Tracer receives the spans of the batches and of the vendor calls
+	// (see tracing.go); nil or the no-op provider makes none. A request's
+	// own span comes with it (Job.Span) either way.
+	Tracer trace.TracerProvider
 }
 
 // Deferrals records deliberate redeliveries; *deferral.Ledger satisfies it.
@@ -125,7 +130,7 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		slotFreed: make(chan struct{}, 1),
 		stopping:  make(chan struct{}),
 	}
-	_, perSecond := cfg.share(1)
+	_, perSecond := cfg.share(Share{Members: 1})
 	lim := newLimiter(perSecond, cfg.Now, m.rateLimit.Set)
 	m.rateLimit.Set(perSecond)
 	if deps.FlowSignal != nil {
@@ -143,10 +148,11 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		}
 	})
 	c := newCaller(cfg, deps.API, deps.Tokens, lim, d.breaker, m, log)
+	c.tracing = newTracing(deps.Tracer)
 	d.finisher = newFinisher(cfg, deps.Publisher, deps.Deferrals, m, log, d.release)
 	d.batcher = newBatcher(cfg, c, d.finisher, m, log, d.stopping)
 	d.callCtx, d.cancelCalls = context.WithCancel(context.Background())
-	d.SetShare(1)
+	d.SetShare(Share{Members: 1})
 	return d, nil
 }
 
@@ -191,12 +197,15 @@ func (d *Dispatcher) Fail(ctx context.Context, job Job, reason schemas.DeadLette
 // goroutine of the dispatcher's, and then msg is acked; if the publish
 // fails, msg is handed back to be tried again a second later. Like Submit
 // it holds a slot until then, blocks while MaxInFlight requests are held,
-// and returns ErrStopped once Stop has begun.
+// and returns ErrStopped once Stop has begun. The span in ctx, if any, is
+// the message's (as Job.Span is a request's): the dead letter carries its
+// trace context, and it is ended once msg is settled; on error the
+// caller still owns it.
 func (d *Dispatcher) Reject(ctx context.Context, msg Message, dl *schemas.DeadLetter, msgID string) error {
 	if msg == nil || dl == nil || msgID == "" {
 		return errors.New("reject: msg, dead letter and message ID are required")
 	}
-	return d.submit(ctx, &request{job: Job{Msg: msg}, invalid: &invalidMessage{deadLetter: dl, msgID: msgID}})
+	return d.submit(ctx, &request{job: Job{Msg: msg}, invalid: &invalidMessage{deadLetter: dl, msgID: msgID}, span: spanFrom(ctx)})
 }
 
 func (d *Dispatcher) submit(ctx context.Context, r *request) error {

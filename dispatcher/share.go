@@ -17,27 +17,36 @@ type FlowSignal interface {
 	Throttled()
 }
 
-// SetShare makes this worker's share of the deployment's budget that of
-// one of members live workers (below 1 counts as 1): at most
+// SetShare makes this worker's share of the deployment's budget what s
+// says (see Share): for a busy worker, with no idle one, that of one of
+// s.Members live workers (below 1 counts as 1): at most
 // max(1, APIConcurrency/members) calls in flight, capped by
 // WorkerAPIConcurrency, and APIRate/members calls per second, capped by
 // WorkerAPIRate. The calls-in-flight share is rounded down so that the
 // workers together never exceed APIConcurrency, except that each worker
-// keeps one call when there are more workers than APIConcurrency.
+// keeps one call when there are more workers than APIConcurrency. Idle
+// workers keep one call and a tenth of a rate share; the busy ones share
+// the rest.
 //
 // It may be called from any goroutine at any time, before or after Start.
 // It applies to the calls that have not yet started: calls in flight run
 // on. Batches that wait for a call start as soon as a larger share lets
 // them; a lower rate share lowers the current rate limit at once, and a
-// higher one is climbed to as flow control allows.
-func (d *Dispatcher) SetShare(members int) {
-	calls, perSecond := d.cfg.share(members)
+// higher one is taken at once unless flow control slowed the worker down,
+// in which case it is climbed to as flow control allows. The caller
+// orders the changes: a raise only once the others have taken their cut.
+func (d *Dispatcher) SetShare(s Share) {
+	calls, perSecond := d.cfg.share(s)
 	d.shareMu.Lock()
 	defer d.shareMu.Unlock()
 	d.batcher.setCallLimit(calls)
 	d.limiter.setCeiling(perSecond)
 	d.metrics.concurrencyShare.Set(float64(calls))
 }
+
+// Held is how many requests this worker holds now, from Submit until
+// their messages are acked or handed back.
+func (d *Dispatcher) Held() int { return len(d.slots) }
 
 // Throttle applies a slowdown that another worker decided because of
 // sustained flow control, as if this worker's rate limiter had decided it:

@@ -35,11 +35,56 @@ func TestConfigShare(t *testing.T) {
 	}
 	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
-			calls, perSecond := tt.cfg.share(tt.members)
+			calls, perSecond := tt.cfg.share(Share{Members: tt.members})
 			require.Equal(t, tt.calls, calls)
 			require.InDelta(t, tt.perSecond, perSecond, 1e-9)
 		})
 	}
+}
+
+// Idle workers keep one call and a tenth of a rate share; the busy ones
+// share the rest, and the parts never add up to more than the budget.
+func TestConfigShareGivesIdleWorkersBudgetToTheBusyOnes(t *testing.T) {
+	cfg := Config{APIConcurrency: 24, APIRate: 90}
+	cases := []struct {
+		name      string
+		share     Share
+		calls     int
+		perSecond float64
+	}{
+		{"all busy", Share{Members: 3}, 8, 30},
+		{"two others idle", Share{Members: 3, IdleOthers: 2}, 22, 84},
+		{"one other idle", Share{Members: 3, IdleOthers: 1}, 11, 43.5},
+		{"idle itself", Share{Members: 3, Idle: true}, 1, 3},
+		{"idle counts are clamped", Share{Members: 2, IdleOthers: 5}, 23, 85.5},
+	}
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			calls, perSecond := cfg.share(tt.share)
+			require.Equal(t, tt.calls, calls)
+			require.InDelta(t, tt.perSecond, perSecond, 1e-9)
+		})
+	}
+	// Every split of three workers into busy and idle stays within the
+	// budget.
+	for idle := 0; idle <= 3; idle++ {
+		calls, rate := 0, 0.0
+		for w := 0; w < 3; w++ {
+			self := w < idle
+			others := idle
+			if self {
+				others--
+			}
+			c, r := cfg.share(Share{Members: 3, IdleOthers: others, Idle: self})
+			calls, rate = calls+c, rate+r
+		}
+		require.LessOrEqual(t, calls, cfg.APIConcurrency, "idle %d", idle)
+		require.LessOrEqual(t, rate, cfg.APIRate+1e-9, "idle %d", idle)
+	}
+	require.True(t, Share{Members: 3}.Raises(Share{Members: 3, IdleOthers: 1}))
+	require.True(t, Share{Members: 3, Idle: true}.Raises(Share{Members: 3}))
+	require.False(t, Share{Members: 3}.Raises(Share{Members: 3, Idle: true}))
+	require.False(t, Share{Members: 2}.Raises(Share{Members: 3}))
 }
 
 // gateVendor holds each hang-up call until the test hands it a release,
@@ -95,7 +140,7 @@ func TestSetShareDividesTheCallsInFlight(t *testing.T) {
 		Deps{API: vendor, Publisher: nopPublisher{}, Registerer: reg})
 	require.NoError(t, err)
 	require.Equal(t, 9.0, gauge(t, reg, "hangup_api_concurrency_share"), "all of it until told otherwise")
-	d.SetShare(3) // before Start
+	d.SetShare(Share{Members: 3}) // before Start
 	require.Equal(t, 3.0, gauge(t, reg, "hangup_api_concurrency_share"))
 	require.NoError(t, d.Start(t.Context()))
 	t.Cleanup(func() { stopWithin(t, d, 5*time.Second) })
@@ -116,7 +161,7 @@ func TestSetShareDividesTheCallsInFlight(t *testing.T) {
 	most, _ := vendor.peak()
 	require.Equal(t, 3, most, "3 workers share 9 calls: 3 each")
 
-	d.SetShare(1)
+	d.SetShare(Share{Members: 1})
 	require.Equal(t, 9.0, gauge(t, reg, "hangup_api_concurrency_share"))
 	require.Eventually(t, func() bool { return vendor.now() >= 9 }, 10*time.Second, time.Millisecond,
 		"the batches waiting start when the share grows, without another event")
@@ -126,7 +171,7 @@ func TestSetShareDividesTheCallsInFlight(t *testing.T) {
 
 	// A smaller share lets the calls in flight finish; the next ones
 	// start one at a time. Each release waits for a call to take it.
-	d.SetShare(9)
+	d.SetShare(Share{Members: 9})
 	for range msgs {
 		vendor.release <- struct{}{}
 	}

@@ -9,7 +9,14 @@
 // whose index modulo the member count equals its place in the list. Two
 // workers may briefly disagree (one has seen a join the other has not
 // yet): the server's pinned consumers still let only one of them pull a
-// partition. The member count also divides the cluster-wide vendor budget.
+// partition.
+//
+// The members also share the cluster-wide vendor budget. A worker that has
+// held no request for IdleAfter says so in its key, after it has cut its
+// own share; the busy workers then share the idle ones' part. A worker
+// that gets work again says so at once and takes its larger share only
+// RaiseDelay later, once the others have taken their cut: in the group's
+// views, a cut is given at once and a raise after RaiseDelay.
 //
 // A worker that throttles its calls on the vendor's flow control puts the
 // key "throttle"; the others, watching it, slow down as well.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -37,11 +38,27 @@ type Config struct {
 	TTL time.Duration
 	// Partitions are the names of the partition consumers to share out.
 	Partitions []string
+	// IdleAfter is how long this worker must hold no request before it
+	// tells the others it is idle, so that they take its part of the vendor
+	// budget. Defaults to 200ms: the load of a partition comes and goes
+	// in bursts, and a budget that stays with an idle worker is lost.
+	IdleAfter time.Duration
+	// RaiseDelay is how long a larger share of the vendor budget waits
+	// before this worker takes it, so that the others have seen the change
+	// and taken their cut first. Defaults to 100ms, many times the time a
+	// watched key takes to reach the others.
+	RaiseDelay time.Duration
 }
 
 func (c *Config) setDefaults() {
 	if c.TTL == 0 {
 		c.TTL = DefaultTTL
+	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = 200 * time.Millisecond
+	}
+	if c.RaiseDelay == 0 {
+		c.RaiseDelay = 100 * time.Millisecond
 	}
 }
 
@@ -52,6 +69,9 @@ func (c *Config) validate() error {
 	}
 	if c.TTL < time.Second {
 		errs = append(errs, fmt.Errorf("TTL: must be at least 1s, got %s", c.TTL))
+	}
+	if c.IdleAfter < 0 || c.RaiseDelay < 0 {
+		errs = append(errs, fmt.Errorf("IdleAfter, RaiseDelay: must not be negative, got %s and %s", c.IdleAfter, c.RaiseDelay))
 	}
 	return errors.Join(errs...)
 }
@@ -92,19 +112,69 @@ type Group struct {
 	owned   []string
 	changes chan struct{}
 
+	// Owned by the group's goroutine (and by Start before it begins).
+	idle       bool            // this worker told the others it is idle
+	idleSince  time.Time       // since when it holds nothing; zero while it holds some
+	othersIdle map[string]bool // member keys that said they are idle
+	applied    View            // the view last given to Hooks.OnView
+	pending    *View           // a raise waiting for RaiseDelay
+	raise      *time.Timer     // fires when pending may be applied
+
 	started atomic.Bool
 	stop    chan struct{}
 	done    chan struct{}
 }
 
-// Hooks are called on the group's goroutine (and OnMembers once by
-// Start); they must not block.
+// Hooks are called on the group's goroutine (and OnView once by Start);
+// they must not block.
 type Hooks struct {
 	// OnThrottle is called when another worker signals flow control.
 	OnThrottle func()
-	// OnMembers is called with the number of live workers whenever it
-	// changes.
-	OnMembers func(n int)
+	// OnView is called with what this worker knows of the others whenever
+	// that changes. A view that cuts this worker's share of the vendor
+	// budget comes at once; one that raises it comes RaiseDelay later, so
+	// that the others have taken their cut first.
+	OnView func(View)
+	// Held is how many requests this worker holds now; nil counts as
+	// always busy.
+	Held func() int
+}
+
+// View is what a worker knows of the deployment: the live workers, itself
+// included, how many of the others said they are idle, and whether it
+// is idle itself.
+type View struct {
+	Members    int
+	IdleOthers int
+	Idle       bool
+}
+
+// weight orders views by the share of the vendor budget they give this
+// worker, as dispatcher.Share does: idle workers keep a tenth of an equal
+// share, the busy ones split the rest.
+func (v View) weight() float64 {
+	members := float64(max(v.Members, 1))
+	idle := float64(min(v.IdleOthers, max(v.Members, 1)-1))
+	if v.Idle {
+		return 0.1 / members
+	}
+	return (1 - idle*0.1/members) / (members - idle)
+}
+
+// memberValue is what a member key holds.
+type memberValue struct {
+	Name string `json:"name"`
+	Idle bool   `json:"idle,omitempty"`
+}
+
+// parseIdle reads whether a member key says its worker is idle; a value
+// it cannot read (an older worker's plain name) counts as busy.
+func parseIdle(value []byte) bool {
+	var v memberValue
+	if json.Unmarshal(value, &v) != nil {
+		return false
+	}
+	return v.Idle
 }
 
 // New validates cfg and returns a Group that is not yet started.
@@ -126,8 +196,9 @@ func New(cfg Config, kv jetstream.KeyValue, log *zap.Logger, hooks Hooks) (*Grou
 	g := &Group{
 		cfg: cfg, kv: kv, log: log, hooks: hooks,
 		key:      memberPrefix + keySafe(cfg.Name) + "." + hex.EncodeToString(suffix[:]),
-		throttle: make(chan struct{}, 1),
-		changes:  make(chan struct{}, 1),
+		throttle:   make(chan struct{}, 1),
+		changes:    make(chan struct{}, 1),
+		othersIdle: map[string]bool{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -151,12 +222,13 @@ func (g *Group) Key() string { return g.key }
 
 // Start announces this worker and starts the group's goroutine.
 func (g *Group) Start(ctx context.Context) error {
-	if _, err := g.kv.Put(ctx, g.key, []byte(g.cfg.Name)); err != nil {
+	if err := g.beat(ctx); err != nil {
 		return fmt.Errorf("announce member: %w", err)
 	}
 	g.refresh(ctx)
-	if g.hooks.OnMembers != nil {
-		g.hooks.OnMembers(g.Members())
+	g.applied = g.view()
+	if g.hooks.OnView != nil {
+		g.hooks.OnView(g.applied)
 	}
 	// The watch lives until the group's goroutine ends; its context must
 	// end then too, or the client keeps a goroutine waiting on it.
@@ -217,24 +289,37 @@ func (g *Group) Throttled() {
 }
 
 // run beats every TTL/3, lists the members on each beat and on every
-// member update, and passes on the other workers' throttle signals.
+// member update, follows whether this worker is idle, gives the changed
+// views to Hooks.OnView, and passes on the other workers' throttle
+// signals.
 func (g *Group) run(watch jetstream.KeyWatcher, endWatch context.CancelFunc) {
 	defer close(g.done)
 	defer endWatch()
 	defer func() { _ = watch.Stop() }()
 	beat := time.NewTicker(g.cfg.TTL / 3)
 	defer beat.Stop()
+	idleCheck := time.NewTicker(idleCheckInterval)
+	defer idleCheck.Stop()
+	g.raise = time.NewTimer(time.Hour)
+	g.raise.Stop()
+	defer g.raise.Stop()
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-beat.C:
 			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.TTL/3)
-			if _, err := g.kv.Put(ctx, g.key, []byte(g.cfg.Name)); err != nil {
+			if err := g.beat(ctx); err != nil {
 				g.log.Warn("member beat", zap.Error(err))
 			}
 			g.refresh(ctx)
 			cancel()
+		case <-idleCheck.C:
+			g.checkIdle()
+		case <-g.raise.C:
+			if g.pending != nil {
+				g.apply(*g.pending)
+			}
 		case entry := <-watch.Updates():
 			g.update(entry)
 		case <-g.throttle:
@@ -247,19 +332,125 @@ func (g *Group) run(watch jetstream.KeyWatcher, endWatch context.CancelFunc) {
 	}
 }
 
+// idleCheckInterval is how often the group asks how much the worker holds.
+const idleCheckInterval = 50 * time.Millisecond
+
+// beat puts this worker's key, with whether it is idle.
+func (g *Group) beat(ctx context.Context) error {
+	value, err := json.Marshal(memberValue{Name: g.cfg.Name, Idle: g.idle})
+	if err != nil {
+		return err
+	}
+	_, err = g.kv.Put(ctx, g.key, value)
+	return err
+}
+
+// checkIdle follows whether this worker holds requests. Busy again, it
+// tells the others first and takes its larger share only after
+// RaiseDelay; idle, it takes its cut first and then tells them, so that
+// the shares never add up to more than the budget while the news spreads.
+func (g *Group) checkIdle() {
+	if g.hooks.Held == nil {
+		return
+	}
+	now := time.Now()
+	held := g.hooks.Held()
+	switch {
+	case held > 0:
+		g.idleSince = time.Time{}
+		if !g.idle {
+			return
+		}
+		g.idle = false
+		g.announce()
+		g.viewChanged()
+	case g.idleSince.IsZero():
+		g.idleSince = now
+	case !g.idle && now.Sub(g.idleSince) >= g.cfg.IdleAfter:
+		g.idle = true
+		g.viewChanged()
+		g.announce()
+	}
+}
+
+// announce puts this worker's key at once with its idle state.
+func (g *Group) announce() {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.TTL/3)
+	defer cancel()
+	if err := g.beat(ctx); err != nil {
+		g.log.Warn("member state", zap.Error(err))
+	}
+}
+
+// view is what this worker knows now.
+func (g *Group) view() View {
+	g.mu.Lock()
+	members := slices.Clone(g.members)
+	g.mu.Unlock()
+	v := View{Members: len(members), Idle: g.idle}
+	for _, key := range members {
+		if key != g.key && g.othersIdle[key] {
+			v.IdleOthers++
+		}
+	}
+	return v
+}
+
+// viewChanged gives the current view to Hooks.OnView: at once when it
+// does not raise this worker's share, after RaiseDelay when it does (a
+// later cut overtakes a raise that still waits).
+func (g *Group) viewChanged() {
+	v := g.view()
+	if g.pending == nil && v == g.applied {
+		return
+	}
+	if v.weight() <= g.applied.weight() {
+		g.apply(v)
+		return
+	}
+	if g.pending == nil {
+		g.raise.Reset(g.cfg.RaiseDelay)
+	}
+	g.pending = &v
+}
+
+// apply gives v to Hooks.OnView and forgets any raise that waits.
+func (g *Group) apply(v View) {
+	g.pending = nil
+	g.raise.Stop()
+	if v == g.applied {
+		return
+	}
+	g.applied = v
+	if g.hooks.OnView != nil {
+		g.hooks.OnView(v)
+	}
+}
+
 // update follows one watched change.
 func (g *Group) update(entry jetstream.KeyValueEntry) {
 	if entry == nil {
 		return
 	}
-	switch {
-	case entry.Key() == throttleKey:
+	switch key := entry.Key(); {
+	case key == throttleKey:
 		if entry.Operation() == jetstream.KeyValuePut && string(entry.Value()) != g.key && g.hooks.OnThrottle != nil {
 			g.hooks.OnThrottle()
 		}
-	case entry.Key() == g.key:
-	case strings.HasPrefix(entry.Key(), memberPrefix):
-		if entry.Operation() == jetstream.KeyValuePut && g.isMember(entry.Key()) {
+	case key == g.key:
+	case strings.HasPrefix(key, memberPrefix):
+		put := entry.Operation() == jetstream.KeyValuePut
+		idle := put && parseIdle(entry.Value())
+		wasIdle := g.othersIdle[key]
+		if idle {
+			g.othersIdle[key] = true
+		} else {
+			delete(g.othersIdle, key)
+		}
+		if put && g.isMember(key) {
+			if idle != wasIdle {
+				g.viewChanged()
+			}
 			return // a beat
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.TTL/3)
@@ -300,9 +491,14 @@ func (g *Group) refresh(ctx context.Context) {
 	if same {
 		return
 	}
+	for key := range g.othersIdle {
+		if !slices.Contains(members, key) {
+			delete(g.othersIdle, key)
+		}
+	}
 	g.log.Info("workers changed", zap.Int("workers", len(members)), zap.Int("partitionsOwned", owned))
-	if g.hooks.OnMembers != nil {
-		g.hooks.OnMembers(len(members))
+	if g.started.Load() {
+		g.viewChanged()
 	}
 	select {
 	case g.changes <- struct{}{}:

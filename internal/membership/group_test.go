@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestGroupsFollowJoinsLeavesAndThrottles(t *testing.T) {
 	var throttledA, throttledB atomic.Int32
 	var membersA atomic.Int32
 	a, err := New(Config{Name: "w", TTL: 3 * time.Second, Partitions: partitions(8)}, kv, nil,
-		Hooks{OnThrottle: func() { throttledA.Add(1) }, OnMembers: func(n int) { membersA.Store(int32(n)) }})
+		Hooks{OnThrottle: func() { throttledA.Add(1) }, OnView: func(v View) { membersA.Store(int32(v.Members)) }})
 	require.NoError(t, err)
 	b, err := New(Config{Name: "w", TTL: 3 * time.Second, Partitions: partitions(8)}, kv, nil,
 		Hooks{OnThrottle: func() { throttledB.Add(1) }})
@@ -93,6 +94,82 @@ func TestGroupsFollowJoinsLeavesAndThrottles(t *testing.T) {
 	require.Eventually(t, func() bool { return a.Members() == 1 }, 5*time.Second, 10*time.Millisecond, "a leave is seen at once")
 	require.Equal(t, partitions(8), a.Owned())
 	require.NoError(t, a.Stop(ctx))
+}
+
+// An idle worker gives its part of the vendor budget to the busy ones:
+// it takes its cut before it tells them, and when work comes back it
+// tells them before it takes its share again, so that the others have
+// taken their cut by then.
+func TestIdleWorkersGiveTheirShareAway(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	kv, err := EnsureBucket(ctx, js, DefaultBucket, 3*time.Second, 1)
+	require.NoError(t, err)
+
+	// events records, in order, each view a worker applied.
+	type event struct {
+		who string
+		v   View
+	}
+	var mu sync.Mutex
+	var events []event
+	last := func(who string) View {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := len(events) - 1; i >= 0; i-- {
+			if events[i].who == who {
+				return events[i].v
+			}
+		}
+		return View{}
+	}
+	index := func(who string, v View) int {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range events {
+			if e.who == who && e.v == v {
+				return i
+			}
+		}
+		return -1
+	}
+	var heldA, heldB atomic.Int32
+	heldA.Store(5)
+	heldB.Store(5)
+	group := func(who string, held *atomic.Int32) *Group {
+		g, err := New(Config{Name: who, TTL: 3 * time.Second, Partitions: partitions(4), IdleAfter: 300 * time.Millisecond, RaiseDelay: 200 * time.Millisecond}, kv, nil,
+			Hooks{Held: func() int { return int(held.Load()) }, OnView: func(v View) {
+				mu.Lock()
+				events = append(events, event{who, v})
+				mu.Unlock()
+			}})
+		require.NoError(t, err)
+		require.NoError(t, g.Start(ctx))
+		return g
+	}
+	a, b := group("a", &heldA), group("b", &heldB)
+	busy := View{Members: 2}
+	require.Eventually(t, func() bool { return last("a") == busy && last("b") == busy }, 5*time.Second, 10*time.Millisecond)
+
+	// b runs out of work: it cuts its own share, then a takes the rest.
+	heldB.Store(0)
+	bIdle, aGets := View{Members: 2, Idle: true}, View{Members: 2, IdleOthers: 1}
+	require.Eventually(t, func() bool { return last("a") == aGets }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, bIdle, last("b"))
+	require.Less(t, index("b", bIdle), index("a", aGets), "b cut its share before a raised its own")
+
+	// Work comes back to b: a takes its cut before b raises its share.
+	heldB.Store(1)
+	mu.Lock()
+	events = nil
+	mu.Unlock()
+	require.Eventually(t, func() bool { return last("b") == busy }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, busy, last("a"))
+	require.Less(t, index("a", busy), index("b", busy), "a cut its share before b raised its own")
+
+	require.NoError(t, a.Stop(ctx))
+	require.NoError(t, b.Stop(ctx))
 }
 
 func intersect(a, b []string) []string {

@@ -225,7 +225,10 @@ func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *part
 	}
 	return membership.New(membership.Config{Name: w.cfg.WorkerID, TTL: ttl, Partitions: partitions}, kv, w.log, membership.Hooks{
 		OnThrottle: func() { p.disp.Throttle() },
-		OnMembers:  func(n int) { p.disp.SetShare(n) },
+		OnView: func(v membership.View) {
+			p.disp.SetShare(dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle})
+		},
+		Held: func() int { return p.disp.Held() },
 	})
 }
 
