@@ -195,12 +195,12 @@ func New(cfg Config, kv jetstream.KeyValue, log *zap.Logger, hooks Hooks) (*Grou
 	}
 	g := &Group{
 		cfg: cfg, kv: kv, log: log, hooks: hooks,
-		key:      memberPrefix + keySafe(cfg.Name) + "." + hex.EncodeToString(suffix[:]),
+		key:        memberPrefix + keySafe(cfg.Name) + "." + hex.EncodeToString(suffix[:]),
 		throttle:   make(chan struct{}, 1),
 		changes:    make(chan struct{}, 1),
 		othersIdle: map[string]bool{},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 	}
 	g.members = []string{g.key}
 	g.owned = Assign(g.members, g.key, cfg.Partitions)
