@@ -188,6 +188,7 @@ func (r *request) result(now time.Time, workerID string) *schemas.Result {
 		ReceivedAt:           r.job.Source.ReceivedAt.UTC(),
 		CompletedAt:          now.UTC(),
 		WorkerID:             workerID,
+		ReplayOf:             req.ReplayOf,
 	}
 	for _, c := range r.calls {
 		res.Attempts += c.attempts

@@ -184,6 +184,7 @@ func populatedRequest() schemas.Request {
 		Reason:         "Meeting time is over.",
 		RequestedBy:    "room-scheduler@example.com",
 		ExpiresAt:      &expires,
+		ReplayOf:       "3f2b9c1e-7a4d-4e8f-9b0a-5c6d7e8f9011",
 	}
 }
 
@@ -205,6 +206,7 @@ func populatedResult() schemas.Result {
 		ReceivedAt:           time.Date(2025, 6, 1, 12, 31, 10, 0, time.UTC),
 		CompletedAt:          time.Date(2025, 6, 1, 12, 31, 11, 402_000_000, time.UTC),
 		WorkerID:             "hangup-worker-7c9f4-x2kq",
+		ReplayOf:             "req:2025-06-01:0002",
 	}
 }
 
@@ -486,6 +488,12 @@ func TestDecodeRequestAgreesWithSchema(t *testing.T) {
 		{"expiresAt without seconds", payload(`["a1"]`, `,"expiresAt":"2025-06-01T12:30Z"`), false},
 		{"expiresAt empty fraction", payload(`["a1"]`, `,"expiresAt":"2025-06-01T12:30:00.Z"`), false},
 		{"expiresAt comma fraction", payload(`["a1"]`, `,"expiresAt":"2025-06-01T12:30:00,5Z"`), false},
+		{"replayOf", payload(`["a1"]`, `,"replayOf":"req:0.r1"`), true},
+		{"long replayOf", payload(`["a1"]`, `,"replayOf":"`+strings.Repeat("r", 128)+`"`), true},
+		{"empty replayOf", payload(`["a1"]`, `,"replayOf":""`), false},
+		{"too long replayOf", payload(`["a1"]`, `,"replayOf":"`+strings.Repeat("r", 129)+`"`), false},
+		{"replayOf with space", payload(`["a1"]`, `,"replayOf":"a b"`), false},
+		{"replayOf a number", payload(`["a1"]`, `,"replayOf":1`), false},
 	}
 	for _, tt := range agree {
 		t.Run(tt.name, func(t *testing.T) {

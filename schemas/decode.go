@@ -44,9 +44,10 @@ const (
 	fieldReason         = "reason"
 	fieldRequestedBy    = "requestedBy"
 	fieldExpiresAt      = "expiresAt"
+	fieldReplayOf       = "replayOf"
 )
 
-const knownFields = "requestID, conferenceID, participantIDs, reason, requestedBy and expiresAt"
+const knownFields = "requestID, conferenceID, participantIDs, reason, requestedBy, expiresAt and replayOf"
 
 // DecodeRequest parses and validates a request that arrived on subject.
 //
@@ -133,7 +134,7 @@ func (dst *decoded) decodeMemberSlow(m member, limit int) *ValidationError {
 		}
 		dst.req.ParticipantIDs = ids
 		return nil
-	case fieldRequestID, fieldConferenceID, fieldReason, fieldRequestedBy, fieldExpiresAt:
+	case fieldRequestID, fieldConferenceID, fieldReason, fieldRequestedBy, fieldExpiresAt, fieldReplayOf:
 		s, err := decodeString(m.name, m.raw)
 		if err != nil {
 			return err
@@ -150,6 +151,9 @@ func (dst *decoded) setString(name, s string) *ValidationError {
 	case fieldRequestID:
 		dst.req.RequestID = s
 		return validateRequestID(s)
+	case fieldReplayOf:
+		dst.req.ReplayOf = s
+		return validateIDField(fieldReplayOf, s)
 	case fieldConferenceID:
 		dst.req.ConferenceID = s
 		return validateConferenceID(s)
@@ -211,7 +215,7 @@ func checkComplete(req *Request, members []member, subject string, opts DecodeOp
 
 func knownField(name string) bool {
 	switch name {
-	case fieldRequestID, fieldConferenceID, fieldParticipantIDs, fieldReason, fieldRequestedBy, fieldExpiresAt:
+	case fieldRequestID, fieldConferenceID, fieldParticipantIDs, fieldReason, fieldRequestedBy, fieldExpiresAt, fieldReplayOf:
 		return true
 	}
 	return false

@@ -111,6 +111,8 @@ func (d *fastDecoder) key(raw []byte) (string, bool) {
 		return fieldRequestedBy, true
 	case fieldExpiresAt:
 		return fieldExpiresAt, true
+	case fieldReplayOf:
+		return fieldReplayOf, true
 	}
 	return string(body), true
 }
@@ -124,7 +126,7 @@ func (d *fastDecoder) decodeMember(dst *decoded, m member, limit int) *Validatio
 		}
 		dst.req.ParticipantIDs = ids
 		return nil
-	case fieldRequestID, fieldConferenceID, fieldReason, fieldRequestedBy, fieldExpiresAt:
+	case fieldRequestID, fieldConferenceID, fieldReason, fieldRequestedBy, fieldExpiresAt, fieldReplayOf:
 		if m.raw[0] != '"' {
 			return invalid(m.name, "must be a string, not %s", rawKind(m.raw))
 		}

@@ -118,6 +118,16 @@ func acceptedCases() []decodeCase {
 			name:    "500 IDs",
 			payload: payload(idList(500, 8)),
 		},
+		{
+			name:    "replayOf",
+			payload: payload(`["a1"]`, `,"replayOf":"req-0:orig.1_x"`),
+			want:    &schemas.Request{RequestID: "req-1", ConferenceID: "914083136", ParticipantIDs: []string{"a1"}, ReplayOf: "req-0:orig.1_x"},
+		},
+		{
+			name:    "replayOf at its limit, escaped",
+			payload: payload(`["a1"]`, `,"replayOf":"\u0072`+strings.Repeat("r", 127)+`"`),
+			want:    &schemas.Request{RequestID: "req-1", ConferenceID: "914083136", ParticipantIDs: []string{"a1"}, ReplayOf: strings.Repeat("r", 128)},
+		},
 	}
 }
 
@@ -143,7 +153,7 @@ func refusedPayloadCases() []decodeCase {
 			payload: payload(`["a1"]`, `,"reason":"`+strings.Repeat("x", 70*1024)+`"`),
 			wantErr: "payload is 71764 bytes; the limit is 65536 bytes (64 KiB)",
 		},
-		{name: "unknown field", payload: payload(`["a1"]`, `,"dryRun":true`), wantErr: `unknown field "dryRun"; a request has only requestID, conferenceID, participantIDs, reason, requestedBy and expiresAt`},
+		{name: "unknown field", payload: payload(`["a1"]`, `,"dryRun":true`), wantErr: `unknown field "dryRun"; a request has only requestID, conferenceID, participantIDs, reason, requestedBy, expiresAt and replayOf`},
 		{name: "key in another case is unknown", payload: `{"RequestID":"req-1","conferenceID":"914083136","participantIDs":["a1"]}`, wantErr: `unknown field "RequestID"`},
 		{name: "duplicate key", payload: `{"requestID":"a","requestID":"b","conferenceID":"914083136","participantIDs":["a1"]}`, wantField: "requestID", wantErr: "requestID: appears more than once"},
 	}
@@ -200,6 +210,12 @@ func refusedFieldCases() []decodeCase {
 		{name: "expiresAt leap second", payload: payload(`["a1"]`, `,"expiresAt":"2016-12-31T23:59:60Z"`), wantField: "expiresAt", wantErr: "is not an RFC 3339 date-time with a time zone"},
 		{name: "expiresAt unix seconds", payload: payload(`["a1"]`, `,"expiresAt":1748780000`), wantField: "expiresAt", wantErr: "expiresAt: must be a string, not a number"},
 		{name: "expiresAt null", payload: payload(`["a1"]`, `,"expiresAt":null`), wantField: "expiresAt", wantErr: "expiresAt: must be a string, not null"},
+		{name: "replayOf empty", payload: payload(`["a1"]`, `,"replayOf":""`), wantField: "replayOf", wantErr: "replayOf: must not be empty"},
+		{name: "replayOf null", payload: payload(`["a1"]`, `,"replayOf":null`), wantField: "replayOf", wantErr: "replayOf: must be a string, not null"},
+		{name: "replayOf a number", payload: payload(`["a1"]`, `,"replayOf":7`), wantField: "replayOf", wantErr: "replayOf: must be a string, not a number"},
+		{name: "replayOf too long", payload: payload(`["a1"]`, `,"replayOf":"`+strings.Repeat("r", 129)+`"`), wantField: "replayOf", wantErr: "replayOf: is 129 characters long; the limit is 128"},
+		{name: "replayOf with slash", payload: payload(`["a1"]`, `,"replayOf":"req/0"`), wantField: "replayOf", wantErr: `replayOf: contains "/" (U+002F) at character 4; a request ID may only contain`},
+		{name: "replayOf twice", payload: payload(`["a1"]`, `,"replayOf":"a","replayOf":"b"`), wantField: "replayOf", wantErr: "replayOf: appears more than once"},
 		{name: "expiresAt before year 0 in UTC", payload: payload(`["a1"]`, `,"expiresAt":"0000-01-01T00:00:00+01:00"`), wantField: "expiresAt", wantErr: "is outside the years 0000 to 9999 in UTC"},
 	}
 }

@@ -15,7 +15,7 @@ import (
 // result is encoded per request, on the worker's hottest path.
 func (r Result) MarshalJSON() ([]byte, error) {
 	size := 320 + len(r.RequestID) + len(r.ConferenceID) + len(r.ErrorMessage) + len(r.ErrorCode) +
-		len(r.APIRequestID) + len(r.WorkerID) + listSize(r.ParticipantIDs) + listSize(r.Disconnected) +
+		len(r.APIRequestID) + len(r.WorkerID) + len(r.ReplayOf) + listSize(r.ParticipantIDs) + listSize(r.Disconnected) +
 		listSize(r.AlreadyGone) + listSize(r.FailedParticipantIDs) + listSize(r.BatchIDs)
 	b := make([]byte, 0, size)
 	b = append(b, `{"requestID":`...)
@@ -54,6 +54,7 @@ func (r Result) MarshalJSON() ([]byte, error) {
 	}
 	b = append(b, `,"workerID":`...)
 	b = appendString(b, r.WorkerID)
+	b = appendOptional(b, `,"replayOf":`, r.ReplayOf)
 	return append(b, '}'), nil
 }
 

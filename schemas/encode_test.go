@@ -66,6 +66,7 @@ func randomResult(rng *rand.Rand) schemas.Result {
 	r.Status = schemas.Status(randomString(rng))
 	r.Attempts, r.HTTPStatus = rng.IntN(3)-1, []int{0, 200, 404, 429}[rng.IntN(4)]
 	r.ErrorCode, r.ErrorMessage, r.APIRequestID = randomString(rng), randomString(rng), randomString(rng)
+	r.ReplayOf = randomString(rng)
 	if rng.IntN(4) > 0 {
 		r.ReceivedAt, r.CompletedAt = at, at.Add(time.Duration(rng.Int64N(1e10)))
 	}
@@ -103,7 +104,7 @@ func FuzzResultMarshalJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b string, n int, sec int64) {
 		at := time.Unix(sec%(1<<35), 0).UTC()
 		r := schemas.Result{RequestID: a, ConferenceID: b, ParticipantIDs: []string{a, b}, Status: schemas.Status(b),
-			Disconnected: []string{b}, Attempts: n, HTTPStatus: n, ErrorMessage: a, ReceivedAt: at, CompletedAt: at, WorkerID: b}
+			Disconnected: []string{b}, Attempts: n, HTTPStatus: n, ErrorMessage: a, ReceivedAt: at, CompletedAt: at, WorkerID: b, ReplayOf: a}
 		got, err := r.MarshalJSON()
 		if err != nil {
 			t.Skip(err)

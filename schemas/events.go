@@ -73,6 +73,11 @@ type Request struct {
 	// ExpiresAt, when set, is the instant after which the worker must not
 	// start the work any more (RFC 3339 with a time zone on the wire).
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+	// ReplayOf, when set, is the request ID of the request this one
+	// replays (`worker dlq replay` publishes a dead-lettered request again
+	// under a new request ID): 1 to 128 characters of A-Z a-z 0-9 . _ : -.
+	// The worker treats it as data and copies it to the result.
+	ReplayOf string `json:"replayOf,omitempty"`
 }
 
 // Status is the outcome of a valid request.
@@ -127,6 +132,9 @@ type Result struct {
 	CompletedAt time.Time `json:"completedAt"`
 	// WorkerID names the worker instance that decided.
 	WorkerID string `json:"workerID"`
+	// ReplayOf is copied from the request: the request ID of the request
+	// it replays, when it is a replay.
+	ReplayOf string `json:"replayOf,omitempty"`
 }
 
 // DeadLetterReason says why a message went to the dead-letter stream.

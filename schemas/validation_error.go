@@ -69,7 +69,12 @@ func validateConferenceID(id string) *ValidationError {
 }
 
 func validateRequestID(id string) *ValidationError {
-	const field = "requestID"
+	return validateIDField(fieldRequestID, id)
+}
+
+// validateIDField checks a field that holds a request ID (requestID,
+// replayOf) by the rules of ValidateRequestID.
+func validateIDField(field, id string) *ValidationError {
 	if id == "" {
 		return invalid(field, "must not be empty")
 	}
