@@ -120,19 +120,3 @@ func (c *Config) Options() ([]nats.Option, error) {
 	}
 	return opts, nil
 }
-
-// IsAuthError reports whether err from connecting says the server refused
-// the credentials or the TLS handshake failed on a certificate: retrying
-// will not help, unlike a server that is not up yet.
-func IsAuthError(err error) bool {
-	if err == nil {
-		return false
-	}
-	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
-		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired) {
-		return true
-	}
-	s := strings.ToLower(err.Error())
-	return strings.Contains(s, "authorization violation") || strings.Contains(s, "x509:") ||
-		strings.Contains(s, "tls: ") || strings.Contains(s, "nkey") && strings.Contains(s, "invalid")
-}
