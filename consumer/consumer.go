@@ -61,6 +61,10 @@ type Config struct {
 	// stands for <SubjectPrefix>.<conferenceID>. Defaults to
 	// "hangup.partitioned".
 	PartitionPrefix string
+	// LagInterval is how often the consumers this worker pulls are asked
+	// for their pending, ack-pending and redelivered counts, the
+	// hangup_consumer_* gauges. Defaults to 10s.
+	LagInterval time.Duration
 	// Now returns the current time. Defaults to time.Now.
 	Now func() time.Time
 }
@@ -110,6 +114,9 @@ func (c *Config) setDefaults() {
 	if c.PartitionPrefix == "" {
 		c.PartitionPrefix = "hangup.partitioned"
 	}
+	if c.LagInterval == 0 {
+		c.LagInterval = 10 * time.Second
+	}
 }
 
 func (c *Config) validate() error {
@@ -131,6 +138,9 @@ func (c *Config) validate() error {
 	}
 	if c.WorkerID == "" {
 		errs = append(errs, errors.New("WorkerID: must not be empty"))
+	}
+	if c.LagInterval < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("LagInterval: must be at least 100ms, got %s", c.LagInterval))
 	}
 	return errors.Join(errs...)
 }
@@ -204,6 +214,8 @@ type Consumer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// lagDone is closed when the lag poller has ended.
+	lagDone chan struct{}
 }
 
 // New validates cfg and returns a Consumer that is not yet started.
@@ -236,6 +248,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		ctx:        ctx,
 		cancel:     cancel,
 		done:       make(chan struct{}),
+		lagDone:    make(chan struct{}),
 	}, nil
 }
 
@@ -268,13 +281,14 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	c.started = true
 	go c.supervise(shared)
+	go c.pollLag()
 	return nil
 }
 
 // Stop stops pulling: the pulls in progress end (within FetchWait) and
 // their messages are handed to the dispatcher (or back to the server when the
-// dispatcher no longer takes them). It returns when the pull loop has
-// ended; it is idempotent and safe before Start.
+// dispatcher no longer takes them). It returns when the pull loop and the
+// lag poller have ended; it is idempotent and safe before Start.
 func (c *Consumer) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	started := c.started
@@ -282,6 +296,7 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.mu.Unlock()
 		if started {
 			<-c.done
+			<-c.lagDone
 		}
 		return nil
 	}
@@ -293,13 +308,16 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		c.cancel()
 		return nil
 	}
+	// The poller's calls end with stopCtx: waiting for it is short.
 	select {
 	case <-c.done:
 		c.cancel()
+		<-c.lagDone
 		return nil
 	case <-ctx.Done():
 		c.cancel()
 		<-c.done
+		<-c.lagDone
 		return ctx.Err()
 	}
 }
@@ -317,6 +335,9 @@ func (c *Consumer) handle(msg jetstream.Msg, track *tracker) {
 	}
 	src.Stream, src.StreamSequence, src.Deliveries, src.ReceivedAt = md.Stream, md.Sequence.Stream, md.NumDelivered, md.Timestamp
 	c.metrics.received.Inc()
+	if md.NumDelivered > 1 {
+		c.metrics.redeliveries.Inc()
+	}
 
 	req, token, err := c.decodeMessage(subject, msg)
 	if err != nil {
