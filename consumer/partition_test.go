@@ -85,3 +85,90 @@ func TestPartitionsAreServedByOneWorkerAtATime(t *testing.T) {
 	require.NoError(t, b.Stop(ctx))
 	require.Equal(t, 80, first.count())
 }
+
+// full takes up to room requests and holds them; it records a request
+// handed over beyond that.
+type full struct {
+	refuse
+	room int
+
+	mu     sync.Mutex
+	held   int
+	beyond int
+	freed  chan struct{}
+}
+
+func (h *full) Capacity(ctx context.Context) (int, error) {
+	for {
+		h.mu.Lock()
+		free, freed := h.room-h.held, h.freed
+		h.mu.Unlock()
+		if free > 0 {
+			return free, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-freed:
+		}
+	}
+}
+
+func (h *full) Submit(context.Context, dispatcher.Job) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held++
+	if h.held > h.room {
+		h.beyond++
+	}
+	return nil
+}
+
+func (h *full) counts() (held, beyond int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held, h.beyond
+}
+
+// With many partitions and little room, the pullers together ask for no
+// more than the room: a message pulled beyond it would wait in the client,
+// unattended, while its ack deadline runs.
+func TestPartitionPullersTogetherNeverPullMoreThanTheRoom(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	var tc topology.Config
+	tc.Partitions = 8
+	tc.SetDefaults()
+	require.NoError(t, topology.Ensure(ctx, js, tc))
+	for i := range 200 {
+		conf := fmt.Sprintf("conf%d", i)
+		data := fmt.Sprintf(`{"requestID":"r%d","conferenceID":"%s","participantIDs":["p%d"]}`, i, conf, i)
+		_, err := js.Publish(ctx, tc.RequestSubjectPrefix+"."+conf, []byte(data))
+		require.NoError(t, err)
+	}
+	h := &full{room: 4, freed: make(chan struct{})}
+	c, err := New(Config{WorkerID: "w", FetchWait: 100 * time.Millisecond}, Deps{JetStream: js, Handler: h, Assignment: Static(tc.PartitionConsumerNames())})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(ctx))
+	require.Eventually(t, func() bool { held, _ := h.counts(); return held >= h.room }, 10*time.Second, 10*time.Millisecond)
+
+	// Wait until every fetch the pullers made has run out, then count
+	// what the server handed out.
+	delivered := func() int {
+		n := 0
+		for _, name := range tc.PartitionConsumerNames() {
+			cons, err := js.Consumer(ctx, tc.RequestStream, name)
+			require.NoError(t, err)
+			info, err := cons.Info(ctx)
+			require.NoError(t, err)
+			n += info.NumAckPending
+		}
+		return n
+	}
+	require.Never(t, func() bool { return delivered() > h.room }, time.Second, 50*time.Millisecond)
+	held, beyond := h.counts()
+	require.Equal(t, h.room, held)
+	require.Zero(t, beyond, "requests handed over beyond the room")
+	require.NoError(t, c.Stop(ctx))
+}

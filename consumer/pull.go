@@ -95,12 +95,75 @@ func (m *trackedMsg) NakWithDelay(d time.Duration) error {
 	return m.msg.NakWithDelay(d)
 }
 
+// reservations share the dispatcher's free room among the pullers: a
+// fetch asks for no more than is free less what the other pullers' fetches
+// may still bring, so that the worker never pulls more than it can take
+// at once and no message waits unattended in a client buffer. A quiet
+// puller (its last pull brought nothing) yields to busy ones that wait
+// for room, or it would take the last free slot again and again for its
+// empty long polls.
+type reservations struct {
+	mu       sync.Mutex
+	reserved int
+	// busyWaiting counts the busy pullers waiting for room.
+	busyWaiting int
+	// changed is closed (and replaced) whenever reservations are given
+	// back.
+	changed chan struct{}
+}
+
+func newReservations() *reservations {
+	return &reservations{changed: make(chan struct{})}
+}
+
+// take reserves up to want of free, less what is reserved already (and,
+// for a quiet puller, less one for each busy puller waiting). It returns
+// how many it reserved; with 0, a channel that is closed when
+// reservations are given back, and the caller must call waited once it
+// has waited.
+func (r *reservations) take(free, want int, quiet bool) (int, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	avail := free - r.reserved
+	if quiet {
+		avail -= r.busyWaiting
+	}
+	if n := min(want, avail); n > 0 {
+		r.reserved += n
+		return n, nil
+	}
+	if !quiet {
+		r.busyWaiting++
+	}
+	return 0, r.changed
+}
+
+// waited ends a wait that take asked for.
+func (r *reservations) waited(quiet bool) {
+	if quiet {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.busyWaiting--
+}
+
+// give hands n reserved back.
+func (r *reservations) give(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reserved -= n
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
 // supervise runs the puller of the shared durable and one per owned
 // partition, follows the assignment, and ends them all when Stop begins.
 // It is the only goroutine that starts or stops pullers.
 func (c *Consumer) supervise(shared jetstream.Consumer) {
 	defer close(c.done)
 	var active atomic.Int32
+	room := newReservations()
 	var releases sync.WaitGroup
 	defer releases.Wait()
 	pullers := map[string]*puller{}
@@ -110,7 +173,7 @@ func (c *Consumer) supervise(shared jetstream.Consumer) {
 			p.track = &tracker{}
 		}
 		pullers[name] = p
-		go c.run(p, cons, &active)
+		go c.run(p, cons, &active, room)
 	}
 	start(c.cfg.Durable, "", shared)
 	var changes <-chan struct{}
@@ -164,18 +227,24 @@ func (c *Consumer) supervise(shared jetstream.Consumer) {
 
 // run is one puller's loop: it binds its consumer (when not given),
 // then pulls no more messages than the dispatcher can take, its share of
-// them when several pullers run, and hands each one on.
-func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32) {
+// them when several pullers run, and hands each one on. A puller whose
+// last pull brought nothing (a quiet partition, or one pinned to another
+// worker) asks for one message only, so that its long poll keeps no room
+// from the busy ones.
+func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32, room *reservations) {
 	defer close(p.done)
 	failures := 0
-	pause := func() bool {
-		failures++
+	wait := func(d time.Duration) bool {
 		select {
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)):
+		case <-time.After(d):
 			return true
 		case <-p.stop:
 			return false
 		}
+	}
+	pause := func() bool {
+		failures++
+		return wait(min(time.Duration(failures)*100*time.Millisecond, 5*time.Second))
 	}
 	for cons == nil {
 		var err error
@@ -192,6 +261,7 @@ func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32)
 	failures = 0
 	active.Add(1)
 	defer active.Add(-1)
+	quiet := false
 	for {
 		select {
 		case <-p.stop:
@@ -202,9 +272,31 @@ func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32)
 		if err != nil {
 			return // stopping, or the dispatcher stopped
 		}
-		n := min(max(1, free/max(1, int(active.Load()))), c.cfg.FetchBatch)
-		if c.pull(cons, p, n) {
-			failures = 0
+		want := 1
+		if !quiet {
+			want = min(max(1, free/max(1, int(active.Load()))), c.cfg.FetchBatch)
+		}
+		n, given := room.take(free, want, quiet)
+		if n == 0 {
+			// The free room is reserved by fetches in flight: wait until
+			// one ends (a slot freed meanwhile is seen on the next turn).
+			stopped := false
+			select {
+			case <-given:
+			case <-time.After(roomRecheck):
+			case <-p.stop:
+				stopped = true
+			}
+			room.waited(quiet)
+			if stopped {
+				return
+			}
+			continue
+		}
+		got, ok := c.pull(cons, p, n)
+		room.give(n)
+		if ok {
+			failures, quiet = 0, got == 0
 			continue
 		}
 		// The server is restarting, the consumer was deleted: do not spin.
@@ -214,11 +306,15 @@ func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32)
 	}
 }
 
+// roomRecheck is how long a puller that found no room waits at most
+// before it asks the dispatcher again.
+const roomRecheck = 50 * time.Millisecond
+
 // pull fetches up to n messages, waiting at most FetchWait for the first,
-// and handles them. It reports false when the pull failed. A partition
-// pinned to another worker is no failure: it answers nothing until the
-// pin moves.
-func (c *Consumer) pull(cons jetstream.Consumer, p *puller, n int) bool {
+// and handles them. It returns how many it handled, and false when the
+// pull failed. A partition pinned to another worker is no failure: it
+// answers nothing until the pin moves.
+func (c *Consumer) pull(cons jetstream.Consumer, p *puller, n int) (int, bool) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.FetchWait)
 	defer cancel()
 	opts := []jetstream.FetchOpt{jetstream.FetchContext(ctx)}
@@ -230,24 +326,26 @@ func (c *Consumer) pull(cons jetstream.Consumer, p *puller, n int) bool {
 		if c.ctx.Err() == nil {
 			c.log.Warn("pull", zap.String("consumer", p.name), zap.Error(err))
 		}
-		return false
+		return 0, false
 	}
+	got := 0
 	for msg := range batch.Messages() {
 		c.handle(msg, p.track)
+		got++
 	}
 	err = batch.Error()
 	switch {
 	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, nats.ErrTimeout):
-		return true
+		return got, true
 	case errors.Is(err, jetstream.ErrPinIDMismatch):
 		// Another worker holds the partition; the next pull asks again.
 		c.metrics.pinMismatches.Inc()
-		return true
+		return got, true
 	}
 	if c.ctx.Err() == nil {
 		c.log.Warn("pull", zap.String("consumer", p.name), zap.Error(err))
 	}
-	return false
+	return got, false
 }
 
 // release lets go of a partition reassigned to another worker: once the
