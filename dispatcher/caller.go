@@ -65,6 +65,7 @@ type caller struct {
 	breaker *breaker
 	metrics *metrics
 	log     *zap.Logger
+	tracing tracing
 }
 
 func newCaller(cfg Config, api HangUpper, tokens TokenSource, lim *limiter, br *breaker, m *metrics, log *zap.Logger) *caller {
@@ -81,8 +82,10 @@ func (c *caller) execute(ctx context.Context, b *batch) *batchOutcome {
 		ring:   &tokenRing{conference: b.conference, header: b.tokens, source: c.tokens},
 		out:    &batchOutcome{batch: b, outcomes: make(map[string]*idOutcome, len(b.ids))},
 	}
+	ctx, span := c.tracing.startBatch(ctx, b)
 	ch.run(ctx, b.ids, b.id, nil, true)
 	ch.out.rejected = ch.ring.rejected
+	endBatch(span, ch.out)
 	return ch.out
 }
 

@@ -69,6 +69,7 @@ func (ch *chain) call(ctx context.Context, p *part) (step, answer) {
 				zap.String("batchID", p.rec.batchID), zap.String("conferenceID", ch.batch.conference),
 				zap.Int("attempt", p.rec.attempts), zap.Stringer("class", a.class),
 				zap.Duration("wait", st.wait), zap.String("apiRequestID", p.rec.requestID))
+			ch.tracing.retryEvent(ctx, p, a.class, st.wait)
 			if !sleep(ctx, st.wait) {
 				return decided(idAborted), a
 			}
@@ -115,8 +116,10 @@ func (ch *chain) attempt(ctx context.Context, p *part) answer {
 	}
 	p.rec.attempts++
 	start := ch.cfg.Now()
-	resp, err := ch.api.HangUp(ctx, ch.batch.conference, token, p.ids)
+	callCtx, span := ch.tracing.startCall(ctx, ch.batch.conference, p)
+	resp, err := ch.api.HangUp(callCtx, ch.batch.conference, token, p.ids)
 	ch.metrics.callDuration.Observe(ch.cfg.Now().Sub(start).Seconds())
+	endCall(span, resp, err)
 	return ch.observe(ctx, p.rec, resp, err)
 }
 
@@ -255,7 +258,9 @@ func (ch *chain) splitByRoster(ctx context.Context, ids []string) (online, offli
 	if err := ch.limiter.wait(ctx); err != nil {
 		return nil, nil, false
 	}
-	info, err := ch.roster.RealTimeInfo(ctx, ch.batch.conference, token)
+	rosterCtx, span := ch.tracing.startRoster(ctx, ch.batch.conference)
+	info, err := ch.roster.RealTimeInfo(rosterCtx, ch.batch.conference, token)
+	endRoster(span, info, err)
 	if err != nil {
 		return nil, nil, false
 	}

@@ -205,7 +205,7 @@ func (d *Dispatcher) Reject(ctx context.Context, msg Message, dl *schemas.DeadLe
 	if msg == nil || dl == nil || msgID == "" {
 		return errors.New("reject: msg, dead letter and message ID are required")
 	}
-	return d.submit(ctx, &request{job: Job{Msg: msg}, invalid: &invalidMessage{deadLetter: dl, msgID: msgID}, span: spanFrom(ctx)})
+	return d.submit(ctx, &request{job: Job{Msg: msg, Span: spanFrom(ctx)}, invalid: &invalidMessage{deadLetter: dl, msgID: msgID}})
 }
 
 func (d *Dispatcher) submit(ctx context.Context, r *request) error {

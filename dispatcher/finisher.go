@@ -113,8 +113,9 @@ func (f *finisher) wait(ctx context.Context) error {
 func (f *finisher) finish(r *request) {
 	defer f.wg.Done()
 	defer f.release()
+	defer r.endSpan()
 	if r.invalid != nil {
-		f.finishInvalid(r.job.Msg, r.invalid)
+		f.finishInvalid(r)
 		return
 	}
 	log := &requestLog{base: f.log, r: r}
@@ -160,10 +161,11 @@ func (f *finisher) publish(r *request, now time.Time, log *requestLog) {
 	var first *schemas.Result
 	err := f.retry(func(ctx context.Context) error {
 		var err error
-		first, err = f.pub.PublishResult(ctx, res)
+		first, err = f.pub.PublishResult(r.traced(ctx), res)
 		return err
 	})
 	if err != nil {
+		r.traceNotPublished(err)
 		log.get().Error("result not published; the message will be redelivered", zap.Error(err))
 		return
 	}
@@ -172,14 +174,18 @@ func (f *finisher) publish(r *request, now time.Time, log *requestLog) {
 			zap.String("firstStatus", string(first.Status)), zap.String("thisStatus", string(res.Status)))
 		res = first
 	}
+	var reason schemas.DeadLetterReason
 	if res.Status == schemas.StatusFailed {
 		dl := r.deadLetterFor(res, now, f.cfg.WorkerID)
-		if err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(ctx, dl, req.RequestID) }); err != nil {
+		if err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(r.traced(ctx), dl, req.RequestID) }); err != nil {
+			r.traceNotPublished(err)
 			log.get().Error("dead letter not published; the message will be redelivered", zap.Error(err))
 			return
 		}
 		f.metrics.deadLetters.WithLabelValues(string(dl.Reason)).Inc()
+		reason = dl.Reason
 	}
+	r.traceResult(res, reason)
 	if err := r.job.Msg.Ack(); err != nil {
 		log.get().Warn("ack not sent; a redelivery will find the outcome already published", zap.Error(err))
 	}
@@ -196,11 +202,13 @@ func (f *finisher) publish(r *request, now time.Time, log *requestLog) {
 // finishInvalid publishes the dead letter of an invalid message, then
 // acks it; if the publish fails the message is handed back to be tried
 // again later.
-func (f *finisher) finishInvalid(msg Message, inv *invalidMessage) {
+func (f *finisher) finishInvalid(r *request) {
+	msg, inv := r.job.Msg, r.invalid
 	dl := inv.deadLetter
 	log := f.log.With(zap.String("subject", dl.Subject), zap.Uint64("streamSequence", dl.StreamSequence))
-	err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(ctx, dl, inv.msgID) })
+	err := f.retry(func(ctx context.Context) error { return f.pub.PublishDeadLetter(r.traced(ctx), dl, inv.msgID) })
 	if err != nil {
+		r.traceNotPublished(err)
 		log.Error("dead letter not published; message handed back", zap.Error(err))
 		if nerr := msg.NakWithDelay(time.Second); nerr != nil {
 			log.Debug("hand back", zap.Error(nerr))
@@ -229,6 +237,7 @@ func (f *finisher) handBack(r *request, log *requestLog) {
 	if err := r.job.Msg.NakWithDelay(r.deferDelay); err != nil {
 		log.get().Warn("hand back", zap.Error(err))
 	}
+	r.traceHandBack()
 	if r.deferDelay > 0 {
 		f.metrics.deferred.Inc()
 	}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hangup-dev/hangup/meetingclient"
 	"github.com/hangup-dev/hangup/outcome"
 	"github.com/hangup-dev/hangup/schemas"
@@ -35,6 +37,12 @@ type Job struct {
 	Msg Message
 	// Source is the original message, for the dead letter.
 	Source outcome.Source
+	// Span is the request's span, started by the consumer when it took
+	// the message. The dispatcher links the batches that carry the
+	// request to it, puts its trace context on the outcome messages, adds
+	// the outcome to it and ends it once the message is settled; when
+	// Submit or Fail returns an error the caller still owns it. Optional.
+	Span trace.Span
 }
 
 // idKind is what became of one participant ID.

@@ -73,6 +73,10 @@ type Config struct {
 	// set CAFile must be empty and MaxConnsPerHost is not used. Defaults to
 	// nil (a transport built from the other fields).
 	Transport http.RoundTripper
+	// TracePropagation sends the W3C traceparent and tracestate of the
+	// span in each call's context to the API. The vendor is a third party,
+	// so it is off unless asked for. Defaults to false.
+	TracePropagation bool
 }
 
 // Client calls the control API. It is safe for concurrent use; create one and
@@ -82,6 +86,7 @@ type Client struct {
 	http      *http.Client
 	timeout   time.Duration
 	userAgent string
+	propagate bool // Config.TracePropagation
 }
 
 // New validates cfg, fills in its defaults and returns a Client.
@@ -139,6 +144,7 @@ func New(cfg Config) (*Client, error) {
 		},
 		timeout:   cfg.Timeout,
 		userAgent: cfg.UserAgent,
+		propagate: cfg.TracePropagation,
 	}, nil
 }
 
@@ -315,6 +321,7 @@ func (c *Client) do(ctx context.Context, cl call) (result, error) {
 	if cl.body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.injectTraceContext(ctx, req.Header)
 
 	resp, err := c.http.Do(req)
 	if err != nil {

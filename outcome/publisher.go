@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hangup-dev/hangup/schemas"
@@ -55,7 +56,9 @@ func NewPublisher(cfg Config, js jetstream.JetStream) (*Publisher, error) {
 // PublishResult publishes r with Nats-Msg-Id set to its request ID and
 // returns once the results stream has stored it. When the stream drops it
 // as a repeat (the request was decided before, and its ack was lost), it
-// returns the result stored first, which is the one that counts.
+// returns the result stored first, which is the one that counts. When ctx
+// holds a span (the request's), the message carries its traceparent and
+// tracestate.
 func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) (*schemas.Result, error) {
 	// MarshalJSON directly: json.Marshal would check and compact its
 	// output once more.
@@ -63,8 +66,8 @@ func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) (*sche
 	if err != nil {
 		return nil, fmt.Errorf("encode result %s: %w", r.RequestID, err)
 	}
-	subject := p.cfg.ResultSubjectPrefix + "." + r.ConferenceID
-	ack, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(r.RequestID))
+	out := &nats.Msg{Subject: p.cfg.ResultSubjectPrefix + "." + r.ConferenceID, Data: data, Header: traceHeader(ctx)}
+	ack, err := p.js.PublishMsg(ctx, out, jetstream.WithMsgID(r.RequestID))
 	if err != nil {
 		return nil, fmt.Errorf("publish result %s: %w", r.RequestID, err)
 	}
@@ -89,6 +92,8 @@ func (p *Publisher) PublishResult(ctx context.Context, r *schemas.Result) (*sche
 // PublishDeadLetter publishes dl with Nats-Msg-Id msgID and returns once
 // the dead-letter stream has stored it (or dropped it as a repeat). The
 // subject's last token is dl.ConferenceID, or "_invalid" when it is empty.
+// When ctx holds a span, the message carries its traceparent and
+// tracestate.
 func (p *Publisher) PublishDeadLetter(ctx context.Context, dl *schemas.DeadLetter, msgID string) error {
 	data, err := json.Marshal(dl)
 	if err != nil {
@@ -98,8 +103,8 @@ func (p *Publisher) PublishDeadLetter(ctx context.Context, dl *schemas.DeadLette
 	if conf == "" {
 		conf = schemas.InvalidConferenceToken
 	}
-	subject := p.cfg.DeadLetterSubjectPrefix + "." + conf
-	if _, err := p.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
+	msg := &nats.Msg{Subject: p.cfg.DeadLetterSubjectPrefix + "." + conf, Data: data, Header: traceHeader(ctx)}
+	if _, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID)); err != nil {
 		return fmt.Errorf("publish dead letter %s: %w", msgID, err)
 	}
 	return nil
