@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/dispatcher"
@@ -184,6 +185,9 @@ type Deps struct {
 	// shared durable, and says when they change. Optional: without it,
 	// only the durable is pulled from.
 	Assignment Assignment
+	// Tracer receives the span of each message taken (SpanRequest), handed
+	// to the Handler with it; nil or the no-op provider makes none.
+	Tracer trace.TracerProvider
 }
 
 // Consumer pulls requests and hands them on.
@@ -193,6 +197,7 @@ type Consumer struct {
 	log     *zap.Logger
 	decode  schemas.DecodeOptions
 	metrics *metrics
+	tracing tracing
 
 	// mu guards the state transitions below and nothing else: it is never
 	// held across a network call or a wait.
@@ -244,6 +249,7 @@ func New(cfg Config, deps Deps) (*Consumer, error) {
 		log:        deps.Logger,
 		decode:     schemas.DecodeOptions{SubjectPrefix: cfg.SubjectPrefix, MaxParticipants: cfg.MaxParticipants},
 		metrics:    m,
+		tracing:    newTracing(deps.Tracer),
 		stopping:   make(chan struct{}),
 		ctx:        ctx,
 		cancel:     cancel,
@@ -339,13 +345,15 @@ func (c *Consumer) handle(msg jetstream.Msg, track *tracker) {
 		c.metrics.redeliveries.Inc()
 	}
 
+	span := c.tracing.startRequest(msg, subject, md)
 	req, token, err := c.decodeMessage(subject, msg)
 	if err != nil {
 		c.metrics.invalid.Inc()
-		c.deadLetterInvalid(track.wrap(msg), src, md, err)
+		c.deadLetterInvalid(track.wrap(msg), src, md, err, span)
 		return
 	}
-	job := dispatcher.Job{Request: req, Token: token, Msg: track.wrap(msg), Source: src}
+	describeRequest(span, req)
+	job := dispatcher.Job{Request: req, Token: token, Msg: track.wrap(msg), Source: src, Span: span}
 	if c.deliveriesExhausted(md) {
 		c.metrics.maxDeliveries.Inc()
 		text := fmt.Sprintf("delivered %d times without an outcome (max deliveries %d, deliberate redeliveries not counted); not attempted again. A worker may have crashed or stalled on it: check the worker's logs for request %s before republishing.",
@@ -358,6 +366,7 @@ func (c *Consumer) handle(msg jetstream.Msg, track *tracker) {
 	}
 	if err != nil {
 		// The dispatcher is stopping: hand the message back at once.
+		endNotTaken(span)
 		if nerr := job.Msg.NakWithDelay(0); nerr != nil {
 			c.log.Debug("hand back", zap.Error(nerr))
 		}
@@ -409,14 +418,16 @@ func (c *Consumer) decodeMessage(subject string, msg jetstream.Msg) (*schemas.Re
 }
 
 // deadLetterInvalid hands an invalid message to the handler with its dead
-// letter; the handler publishes it and acks. If the handler is stopping,
-// the message is handed back at once.
-func (c *Consumer) deadLetterInvalid(msg dispatcher.Message, src outcome.Source, md *jetstream.MsgMetadata, cause error) {
+// letter (and its span, in the context); the handler publishes it and
+// acks. If the handler is stopping, the message is handed back at once.
+func (c *Consumer) deadLetterInvalid(msg dispatcher.Message, src outcome.Source, md *jetstream.MsgMetadata, cause error, span trace.Span) {
 	text := "invalid request: " + cause.Error()
 	dl := src.DeadLetter(schemas.ReasonInvalidRequest, text, c.cfg.Now(), c.cfg.WorkerID)
 	dl.RequestID, dl.ConferenceID = bestEffortIDs(src, c.cfg.SubjectPrefix)
 	msgID := outcome.InvalidMsgID(md.Stream, md.Sequence.Stream)
-	if err := c.deps.Handler.Reject(c.ctx, msg, dl, msgID); err != nil {
+	traceInvalid(span, cause)
+	if err := c.deps.Handler.Reject(withSpan(c.ctx, span), msg, dl, msgID); err != nil {
+		endNotTaken(span)
 		if nerr := msg.NakWithDelay(0); nerr != nil {
 			c.log.Debug("hand back", zap.Error(nerr))
 		}

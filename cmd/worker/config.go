@@ -49,6 +49,7 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.APIBaseURL, "api-base-url", d.APIBaseURL, "meeting API base URL (http:// only for a local simulator)")
 	fs.StringVar(&c.APICAFile, "api-ca-file", d.APICAFile, "PEM file of extra CA certificates to trust for the meeting API")
 	fs.DurationVar(&c.APITimeout, "api-timeout", d.APITimeout, "timeout of one API call attempt")
+	fs.BoolVar(&c.APITracePropagation, "api-trace-propagation", d.APITracePropagation, "send the W3C traceparent of each API call to the meeting API (a third party)")
 	fs.IntVar(&c.APIConcurrency, "api-concurrency", d.APIConcurrency, "most API calls in flight over all workers, shared among the live ones")
 	fs.IntVar(&c.WorkerAPIConcurrency, "worker-api-concurrency", d.WorkerAPIConcurrency, "most API calls in flight from one worker, whatever its share (0: no cap)")
 	fs.IntVar(&c.ConferenceCalls, "conference-calls", d.ConferenceCalls, "most API calls in flight for one conference; beyond the first, only full batches")

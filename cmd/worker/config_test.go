@@ -93,7 +93,7 @@ func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 	want := map[string]string{
 		"nats-url": "nats://127.0.0.1:4222", "nats-creds": "", "nats-nkey": "", "nats-user": "", "nats-password": "", "nats-token": "",
 		"nats-ca": "", "nats-cert": "", "nats-key": "", "api-base-url": "https://api.meeting.huaweicloud.com",
-		"api-ca-file": "", "api-timeout": "10s", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
+		"api-ca-file": "", "api-timeout": "10s", "api-trace-propagation": "false", "api-concurrency": "32", "api-rate": "0", "max-batch": "100",
 		"linger": "50ms", "max-in-flight": "2000", "max-ack-pending": "10000", "breaker-threshold": "20", "conference-calls": "4",
 		"defer-max": "1h0m0s", "credentials-bucket": "meeting_credentials", "token-bucket": "hangup_tokens",
 		"partitions": "16", "pinned-ttl": "5s", "members-bucket": "hangup_workers", "member-ttl": "6s",

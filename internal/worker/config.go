@@ -30,6 +30,9 @@ type Config struct {
 	APICAFile string
 	// APITimeout bounds one API call attempt. Defaults to 10s.
 	APITimeout time.Duration
+	// APITracePropagation sends the W3C traceparent and tracestate of each
+	// vendor call's span to the API, a third party. Defaults to false.
+	APITracePropagation bool
 	// APIConcurrency is the most API calls in flight over all workers of
 	// the deployment, shared equally among the live ones. Defaults to 32.
 	APIConcurrency int

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/hangup-dev/hangup/consumer"
@@ -38,6 +39,10 @@ type Deps struct {
 	Logger *zap.Logger
 	// Registry receives the metrics; when nil the worker makes its own.
 	Registry *prometheus.Registry
+	// TracerProvider receives the spans; when nil the worker sets one up
+	// from the OTEL_* variables (tracing.go), which exports nothing unless
+	// they ask for it, and flushes it at Stop.
+	TracerProvider trace.TracerProvider
 }
 
 // Worker is one running hangup worker.
@@ -72,6 +77,7 @@ type parts struct {
 	cons     *consumer.Consumer
 	http     *http.Server
 	httpDone chan struct{}
+	tracing  *tracing
 }
 
 // New validates cfg and returns a Worker that is not yet started.
@@ -141,6 +147,9 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 			_ = p.shutdown(context.Background())
 		}
 	}()
+	if p.tracing, err = w.startTracing(ctx); err != nil {
+		return nil, err
+	}
 	if p.nc, err = w.connect(); err != nil {
 		return nil, err
 	}
@@ -156,6 +165,8 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 		BaseURL: w.cfg.APIBaseURL,
 		CAFile:  w.cfg.APICAFile,
 		Timeout: w.cfg.APITimeout,
+
+		TracePropagation: w.cfg.APITracePropagation,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("meeting API client: %w", err)
@@ -178,12 +189,14 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 		return nil, err
 	}
 	p.disp, err = dispatcher.New(w.cfg.dispatcherConfig(),
-		dispatcher.Deps{API: p.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg, FlowSignal: p.group})
+		dispatcher.Deps{API: p.api, Publisher: pub, Tokens: tokens, Deferrals: ledger, Logger: w.log, Registerer: w.reg, FlowSignal: p.group,
+			Tracer: p.tracing.provider})
 	if err != nil {
 		return nil, err
 	}
 	p.cons, err = consumer.New(w.cfg.consumerConfig(),
-		consumer.Deps{JetStream: js, Handler: p.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg, Assignment: p.group})
+		consumer.Deps{JetStream: js, Handler: p.disp, Deferrals: ledger, Logger: w.log, Registerer: w.reg, Assignment: p.group,
+			Tracer: p.tracing.provider})
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +387,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 //     streams' confirmation) and acks; what could not finish is handed back
 //     unacked and is redelivered;
 //  3. drain the NATS connection, which flushes the acks;
-//  4. close the HTTP endpoint and the API client's idle connections.
+//  4. flush the spans (ended with the outcomes) to the trace exporter;
+//  5. close the HTTP endpoint and the API client's idle connections.
 //
 // It shuts down only the parts that were made.
 func (p *parts) shutdown(ctx context.Context) error {
@@ -407,6 +421,7 @@ func (p *parts) shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	p.tracing.shutdown()
 	if p.http != nil {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = p.http.Shutdown(shutCtx)
