@@ -13,6 +13,10 @@
 // stopped state: no network call or wait happens under it, so Stop never
 // waits behind a Start's bind (it ends it).
 //
+// With a TracerProvider it starts the span of each message it takes
+// (tracing.go), a child of the trace context in the message's headers,
+// and hands it over with the message; the Handler ends it.
+//
 // It never calls the vendor API, never publishes or acks results of valid
 // requests, and never creates streams or consumers.
 package consumer

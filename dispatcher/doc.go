@@ -44,4 +44,8 @@
 //   - request.go, request: a request while it is held, and the result and
 //     dead letter it turns into. batch.go, batch: one group of IDs sent
 //     together. config.go, Config; metrics.go, metrics.
+//   - tracing.go, tracing: the span of each batch (linked to its
+//     requests' spans) and of each vendor call under it, and the outcome
+//     on each request's span (Job.Span), which it ends once the message
+//     is settled.
 package dispatcher

@@ -13,4 +13,8 @@
 // package never retries, never sleeps, never caches or refreshes tokens and
 // never logs: retry policy, rate limiting, token refresh and logging belong to
 // the caller. Tokens and host passwords never appear in error strings.
+//
+// It starts no spans: the caller's span is the call's. Only with
+// [Config.TracePropagation] does it send that span's W3C traceparent and
+// tracestate to the vendor, a third party.
 package meetingclient

@@ -183,3 +183,19 @@ func TestExplicitZeros(t *testing.T) {
 	_, err := parseRun([]string{"--nats-url", ""}, env(nil), &bytes.Buffer{})
 	require.ErrorContains(t, err, "--nats-url (HANGUP_NATS_URL): must not be empty")
 }
+
+// Sending traceparent to the vendor is off unless the flag or its
+// variable turns it on.
+func TestAPITracePropagation(t *testing.T) {
+	s, err := parseRun(nil, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.False(t, s.cfg.APITracePropagation)
+	s, err = parseRun([]string{"--api-trace-propagation"}, env(nil), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.True(t, s.cfg.APITracePropagation)
+	s, err = parseRun(nil, env(map[string]string{"HANGUP_API_TRACE_PROPAGATION": "true"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.True(t, s.cfg.APITracePropagation)
+	_, err = parseRun(nil, env(map[string]string{"HANGUP_API_TRACE_PROPAGATION": "maybe"}), &bytes.Buffer{})
+	require.ErrorContains(t, err, "HANGUP_API_TRACE_PROPAGATION")
+}

@@ -1,7 +1,8 @@
 // Package worker assembles one hangup worker from its parts: the NATS
 // connection, the streams (topology), the vendor API client, the outcome
 // publisher, the dispatcher, the consumer and the HTTP endpoints for
-// metrics and health.
+// metrics and health, and the tracer provider the parts share
+// (tracing.go: OTLP from the OTEL_* variables, or none).
 //
 // It owns their start and shutdown order, and its Config: the one place
 // the worker's defaults are written down (SetDefaults, which cmd/worker's
