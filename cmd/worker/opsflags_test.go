@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 
@@ -104,5 +105,17 @@ func TestOpsCommandsRefuseFiltersThatDoNotApply(t *testing.T) {
 		require.ErrorContains(t, err, tc.want, "%v", tc.args)
 		require.Equal(t, 2, exitCode(err), "%v", tc.args)
 		require.False(t, errors.Is(err, flag.ErrHelp))
+	}
+}
+
+// The README shows the usage text, and a section with an example for
+// each operator command.
+func TestReadmeDocumentsTheCommandLine(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	commands, _, _ := strings.Cut(usage, "\n\n'")
+	require.Contains(t, string(readme), "## Command line\n\n```\n"+commands+"\n```\n")
+	for _, cmd := range []string{"publish", "tail", "dlq", "provision"} {
+		require.Contains(t, string(readme), "### worker "+cmd+"\n\n```sh\nworker "+cmd+" ")
 	}
 }
