@@ -25,8 +25,8 @@ import (
 // ProvisionConfig is what `worker run --provision` creates, and the
 // replay bucket.
 type ProvisionConfig struct {
-	// Topology names and tunes the streams and consumers; SetDefaults is
-	// applied to it.
+	// Topology names and tunes the streams and consumers. Its zero fields
+	// default as in topology.Config.SetDefaults.
 	Topology topology.Config
 	// DeferMax is the workers' --defer-max: deferral counts outlive twice
 	// it. Defaults to 1h.

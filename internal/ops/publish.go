@@ -26,8 +26,8 @@ type PublishConfig struct {
 	// schemas.DefaultMaxParticipants.
 	MaxParticipants int
 	// Token goes in the X-Conference-Authorization header of every
-	// request; it is never printed. Optional: without it the workers use
-	// the conference's stored credentials.
+	// request; it is never printed. Without it the workers use the
+	// conference's stored credentials. Defaults to "" (no header).
 	Token string
 }
 

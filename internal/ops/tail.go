@@ -29,12 +29,13 @@ type TailConfig struct {
 	// DeadLetters follows dead letters instead of results. Defaults to
 	// false.
 	DeadLetters bool
-	// Conference keeps the events of one conference. Optional.
+	// Conference keeps the events of one conference. Defaults to "" (all).
 	Conference string
-	// Status keeps the results of one status. Optional; results only.
+	// Status keeps the results of one status; results only. Defaults to
+	// "" (all).
 	Status schemas.Status
-	// Reason keeps the dead letters of one reason. Optional; dead letters
-	// only.
+	// Reason keeps the dead letters of one reason; dead letters only.
+	// Defaults to "" (all).
 	Reason schemas.DeadLetterReason
 	// Since starts with the events stored from then on. Defaults to the
 	// zero time: only events stored after Tail began.
