@@ -86,6 +86,7 @@ func newRunFlags(s *settings, output io.Writer) *flag.FlagSet {
 	fs.IntVar(&t.Partitions, "partitions", dt.Partitions, "partitions of the request stream; each conference's requests are worked by one worker at a time")
 	fs.StringVar(&c.WorkerID, "worker-id", d.WorkerID, "name of this worker in outcomes (default <hostname>-<pid>)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", d.HTTPAddr, "address of /metrics, /healthz and /readyz (empty: off)")
+	fs.BoolVar(&c.PProf, "pprof", d.PProf, "serve net/http/pprof's /debug/pprof/ on --http-addr")
 	fs.StringVar(&s.logFormat, "log-format", "json", "json or console")
 	fs.StringVar(&s.logLevel, "log-level", "info", "debug, info, warn or error")
 	return fs

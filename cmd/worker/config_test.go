@@ -103,7 +103,7 @@ func TestRunFlagDefaultsAreUnchanged(t *testing.T) {
 		"request-stream": "DISCONNECT_REQUESTS", "result-stream": "DISCONNECT_RESULTS", "dlq-stream": "DISCONNECT_DLQ",
 		"request-subject-prefix": "meeting.disconnect.requests", "result-subject-prefix": "meeting.disconnect.results",
 		"dlq-subject-prefix": "meeting.disconnect.dlq", "durable": "hangup-worker", "replicas": "1",
-		"worker-id": "", "http-addr": ":9090", "log-format": "json", "log-level": "info",
+		"worker-id": "", "http-addr": ":9090", "pprof": "false", "log-format": "json", "log-level": "info",
 	}
 	got := map[string]string{}
 	newRunFlags(&settings{}, &bytes.Buffer{}).VisitAll(func(f *flag.Flag) { got[f.Name] = f.DefValue })
@@ -140,6 +140,7 @@ func TestPartsErrorsNameFlagAndVariable(t *testing.T) {
 	}{
 		{"worker", []string{"--shutdown-timeout", "-1s"}, "--shutdown-timeout (HANGUP_SHUTDOWN_TIMEOUT): must be positive"},
 		{"worker", []string{"--http-addr", "nope"}, `--http-addr (HANGUP_HTTP_ADDR): "nope" is not host:port`},
+		{"worker", []string{"--pprof", "--http-addr", ""}, "--pprof (HANGUP_PPROF): needs --http-addr (HANGUP_HTTP_ADDR), on which the profiles are served"},
 		{"worker", []string{"--nats-url", "::x"}, "--nats-url (HANGUP_NATS_URL): entry 1 is not a NATS URL"},
 		{"worker", []string{"--max-ack-pending", "5"}, "--max-ack-pending (HANGUP_MAX_ACK_PENDING): must be at least --max-in-flight (HANGUP_MAX_IN_FLIGHT) (2000), got 5"},
 		{"worker", []string{"--token-bucket", "meeting_credentials"}, "--token-bucket (HANGUP_TOKEN_BUCKET): must differ from --credentials-bucket (HANGUP_CREDENTIALS_BUCKET)"},

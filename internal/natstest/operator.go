@@ -22,6 +22,8 @@ type Operator struct {
 	account    nkeys.KeyPair
 	accountPub string
 	accountJWT string
+	systemPub  string
+	systemJWT  string
 }
 
 // NewOperator makes an operator and its account, with JetStream enabled
@@ -39,6 +41,15 @@ func NewOperator(t testing.TB) *Operator {
 	}
 	o := &Operator{dir: t.TempDir(), operator: op, opJWT: opJWT}
 	o.account, o.accountPub, o.accountJWT = newAccount(t, op)
+	// JetStream needs a system account in operator mode.
+	sys, err := nkeys.CreateAccount()
+	if err != nil {
+		t.Fatalf("natstest: system account key: %v", err)
+	}
+	o.systemPub, _ = sys.PublicKey()
+	if o.systemJWT, err = jwt.NewAccountClaims(o.systemPub).Encode(op); err != nil {
+		t.Fatalf("natstest: system account JWT: %v", err)
+	}
 	return o
 }
 
@@ -63,8 +74,8 @@ func newAccount(t testing.TB, op nkeys.KeyPair) (nkeys.KeyPair, string, string) 
 	return acc, pub, token
 }
 
-// Configure makes o trust the operator and resolve its account from
-// memory.
+// Configure makes opts trust the operator and resolve its account and
+// its system account from memory.
 func (o *Operator) Configure(t testing.TB, opts *server.Options) {
 	t.Helper()
 	claims, err := jwt.DecodeOperatorClaims(o.opJWT)
@@ -72,11 +83,14 @@ func (o *Operator) Configure(t testing.TB, opts *server.Options) {
 		t.Fatalf("natstest: operator JWT: %v", err)
 	}
 	resolver := &server.MemAccResolver{}
-	if err := resolver.Store(o.accountPub, o.accountJWT); err != nil {
-		t.Fatalf("natstest: store account: %v", err)
+	for pub, token := range map[string]string{o.accountPub: o.accountJWT, o.systemPub: o.systemJWT} {
+		if err := resolver.Store(pub, token); err != nil {
+			t.Fatalf("natstest: store account: %v", err)
+		}
 	}
 	opts.TrustedOperators = []*jwt.OperatorClaims{claims}
 	opts.AccountResolver = resolver
+	opts.SystemAccount = o.systemPub
 }
 
 // Creds writes the credentials file of a new user name of the account

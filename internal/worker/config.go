@@ -109,6 +109,9 @@ type Config struct {
 	// HTTPAddr serves /metrics, /healthz and /readyz; empty disables it.
 	// Defaults to "" (cmd/worker's default is ":9090").
 	HTTPAddr string
+	// PProf serves net/http/pprof's profiles under /debug/pprof/ on
+	// HTTPAddr. Defaults to false.
+	PProf bool
 }
 
 // SetDefaults fills in what is empty. It is the one place the worker's
@@ -201,6 +204,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 			bad("HTTPAddr", "%q is not host:port", c.HTTPAddr)
 		}
+	}
+	if c.PProf && c.HTTPAddr == "" {
+		bad("PProf", "needs HTTPAddr, on which the profiles are served")
 	}
 	if c.CredentialsBucket != "" && c.CredentialsBucket == c.TokenBucket {
 		bad("TokenBucket", "must differ from CredentialsBucket, both are %q", c.TokenBucket)

@@ -62,6 +62,8 @@ type Worker struct {
 	// parts is what Start assembled; nil until Start succeeds, and when it
 	// failed (it then shut down what it had made).
 	parts *parts
+	// httpAddr is the address the HTTP endpoint listens on, once it does.
+	httpAddr string
 	// startDone is closed when Start has set parts or given up.
 	startDone chan struct{}
 	// stopDone is closed when the first Stop has ended.
@@ -94,20 +96,28 @@ func New(cfg Config, deps Deps) (*Worker, error) {
 		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
-	return &Worker{
+	w := &Worker{
 		cfg: cfg, deps: deps, log: deps.Logger, reg: reg,
 		startDone: make(chan struct{}),
 		stopDone:  make(chan struct{}),
-	}, nil
+	}
+	if err := reg.Register(w.newReadyGauge()); err != nil {
+		return nil, fmt.Errorf("register hangup_ready: %w", err)
+	}
+	return w, nil
 }
 
 // errStoppedWhileStarting: Stop began while Start was still assembling the
 // worker; Stop shuts down what Start made.
 var errStoppedWhileStarting = errors.New("worker: stopped while starting")
 
-// Start connects, provisions the streams when asked, and starts pulling.
-// On error everything started so far is stopped again. A Stop that begins
-// meanwhile ends Start's network calls; Start then returns an error.
+// Start serves the HTTP endpoint, connects, provisions the streams when
+// asked, and starts pulling. Each step that talks to NATS is retried with
+// backoff until it succeeds (startup.go): Start waits for NATS as long as
+// ctx lets it, and returns early only on an error retrying cannot cure,
+// such as refused credentials. On error everything started so far is
+// stopped again. A Stop that begins meanwhile ends Start's network calls
+// and waits; Start then returns an error.
 func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
 	if w.started || w.stopped {
@@ -150,15 +160,23 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 	if p.tracing, err = w.startTracing(ctx); err != nil {
 		return nil, err
 	}
-	if p.nc, err = w.connect(); err != nil {
+	// The HTTP endpoint is up before anything else, so that /healthz
+	// answers and /readyz says "starting" while NATS is awaited.
+	if err := w.startHTTP(p); err != nil {
+		return nil, err
+	}
+	if p.nc, err = w.connectStep(ctx); err != nil {
 		return nil, err
 	}
 	js, err := jetstream.New(p.nc)
 	if err != nil {
 		return nil, fmt.Errorf("JetStream: %w", err)
 	}
-	ledger, err := w.deferralLedger(ctx, js)
-	if err != nil {
+	var ledger *deferral.Ledger
+	if err := w.retryStep(ctx, p.nc, w.ledgerStep(), func(ctx context.Context) (err error) {
+		ledger, err = w.deferralLedger(ctx, js)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	p.api, err = meetingclient.New(meetingclient.Config{
@@ -181,11 +199,17 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 	}
 	tokens := w.deps.Tokens
 	if tokens == nil && w.cfg.CredentialsBucket != "" {
-		if tokens, err = w.credentialStore(ctx, js, p.api); err != nil {
+		if err := w.retryStep(ctx, p.nc, "open the credentials and token buckets", func(ctx context.Context) (err error) {
+			tokens, err = w.credentialStore(ctx, js, p.api)
+			return err
+		}); err != nil {
 			return nil, err
 		}
 	}
-	if p.group, err = w.membership(ctx, js, p); err != nil {
+	if err := w.retryStep(ctx, p.nc, "open the members bucket and list the partitions", func(ctx context.Context) (err error) {
+		p.group, err = w.membership(ctx, js, p)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	p.disp, err = dispatcher.New(w.cfg.dispatcherConfig(),
@@ -200,16 +224,13 @@ func (w *Worker) assemble(ctx context.Context) (_ *parts, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := w.startHTTP(p); err != nil {
-		return nil, err
-	}
 	if err := p.disp.Start(ctx); err != nil {
 		return nil, err
 	}
-	if err := p.group.Start(ctx); err != nil {
+	if err := w.retryStep(ctx, p.nc, "join the members", p.group.Start); err != nil {
 		return nil, err
 	}
-	if err := p.cons.Start(ctx); err != nil {
+	if err := w.retryStep(ctx, p.nc, "bind the consumers", p.cons.Start); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -245,7 +266,9 @@ func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *part
 	})
 }
 
-// connect returns Deps.Conn, or dials Config.NATS.URL.
+// connect returns Deps.Conn, or dials Config.NATS.URL once; an error
+// retrying cannot cure is a *natsconn.RefusedError that names the settings
+// to check.
 func (w *Worker) connect() (*nats.Conn, error) {
 	if w.deps.Conn != nil {
 		return w.deps.Conn, nil
@@ -269,7 +292,7 @@ func (w *Worker) connect() (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(w.cfg.NATS.URL, append(opts, auth...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS: %w", err)
+		return nil, w.cfg.NATS.Refused(err)
 	}
 	return nc, nil
 }
@@ -299,20 +322,16 @@ func (w *Worker) startHTTP(p *parts) error {
 	if err != nil {
 		return fmt.Errorf("HTTPAddr: listen on %s: %w", w.cfg.HTTPAddr, err)
 	}
-	nc := p.nc
+	w.mu.Lock()
+	w.httpAddr = ln.Addr().String()
+	w.mu.Unlock()
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(w.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		rw.WriteHeader(http.StatusOK)
-		_, _ = rw.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, _ *http.Request) {
-		if nc == nil || !nc.IsConnected() {
-			http.Error(rw, "NATS not connected", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = rw.Write([]byte("ready\n"))
-	})
+	mux.HandleFunc("/healthz", serveHealth)
+	mux.HandleFunc("/readyz", w.serveReady)
+	if w.cfg.PProf {
+		handlePProf(mux)
+	}
 	p.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	p.httpDone = make(chan struct{})
 	go func() {
@@ -335,14 +354,13 @@ func (w *Worker) Members() int {
 	return w.parts.group.Members()
 }
 
-// Addr is the address the HTTP endpoint listens on, or "" when it is off.
+// Addr is the address the HTTP endpoint listens on (with the port the
+// system chose for port 0), from early in Start on; "" when it is off or
+// Start has not yet reached it.
 func (w *Worker) Addr() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.parts == nil || w.parts.http == nil {
-		return ""
-	}
-	return w.cfg.HTTPAddr
+	return w.httpAddr
 }
 
 // Stop shuts the worker down within ctx; idempotent, safe before Start and
@@ -360,6 +378,8 @@ func (w *Worker) Stop(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	// From here on the worker is not ready: /readyz answers 503 and
+	// hangup_ready is 0 while it drains.
 	w.stopped = true
 	started, cancelStart := w.started, w.cancelStart
 	w.mu.Unlock()
