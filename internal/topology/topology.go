@@ -202,13 +202,11 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	// transform on each replica as it stores a message, so taking it away
 	// even for a moment lets the replicas store one request under two
 	// subjects, and the work queue loses or repeats it.
-	current, err := currentTransform(ctx, js, c.RequestStream)
+	current, err := ensureRequestStream(ctx, js, streams[0])
 	if err != nil {
 		return err
 	}
-	first := streams[0]
-	first.SubjectTransform = current
-	for _, sc := range append([]jetstream.StreamConfig{first}, streams[1:]...) {
+	for _, sc := range streams[1:] {
 		if err := ensureStream(ctx, js, sc); err != nil {
 			return err
 		}
@@ -227,17 +225,51 @@ func Ensure(ctx context.Context, js jetstream.JetStream, c Config) error {
 	return ensureStream(ctx, js, streams[0])
 }
 
-// currentTransform is the subject transform of the stream name, nil when
-// it has none or does not exist yet.
-func currentTransform(ctx context.Context, js jetstream.JetStream, name string) (*jetstream.SubjectTransformConfig, error) {
-	st, err := js.Stream(ctx, name)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
+// ensureRequestStream creates the request stream without a transform
+// when it does not exist, or updates it with the transform it has when
+// the settings hangup makes differ, and returns the transform it has.
+// Several workers provisioning at once must never take a transform away
+// that another has just added: a missing stream is created, never
+// updated into being, and a stream whose settings are right already is
+// left alone.
+func ensureRequestStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) (*jetstream.SubjectTransformConfig, error) {
+	for {
+		st, err := js.Stream(ctx, want.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			sc := want
+			sc.SubjectTransform = nil
+			_, err := js.CreateStream(ctx, sc)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				continue // another worker created it meanwhile
+			}
+			if err != nil {
+				return nil, fmt.Errorf("create stream %s: %w", want.Name, err)
+			}
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", want.Name, err)
+		}
+		have := st.CachedInfo().Config
+		sc := want
+		sc.SubjectTransform = have.SubjectTransform
+		if sameSettings(have, sc) {
+			return have.SubjectTransform, nil
+		}
+		if _, err := js.UpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("update stream %s: %w", want.Name, err)
+		}
+		return have.SubjectTransform, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", name, err)
-	}
-	return st.CachedInfo().Config.SubjectTransform, nil
+}
+
+// sameSettings reports whether have already holds what hangup sets in
+// want (the server fills in the rest).
+func sameSettings(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates &&
+		sameTransform(have.SubjectTransform, want.SubjectTransform)
 }
 
 func sameTransform(a, b *jetstream.SubjectTransformConfig) bool {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -152,5 +153,50 @@ func TestEnsureKeepsThePartitionsWhileRequestsArrive(t *testing.T) {
 	info, err = stream.Info(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, published, info.State.Msgs)
+	require.NotNil(t, info.Config.SubjectTransform)
+}
+
+// Workers that start on a provisioned deployment leave the request stream
+// alone: an update written from a view read a moment earlier could take
+// away the transform that another worker has just added. And several
+// workers provisioning a fresh deployment at once all succeed and leave
+// the partitions in place.
+func TestEnsureLeavesARightRequestStreamAlone(t *testing.T) {
+	srv := natstest.Run(t)
+	nc, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	c := Config{Partitions: 4}
+	c.SetDefaults()
+
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() { errs <- Ensure(ctx, js, c) }()
+	}
+	for range 5 {
+		require.NoError(t, <-errs)
+	}
+	req, err := js.Stream(ctx, c.RequestStream)
+	require.NoError(t, err)
+	require.NotNil(t, req.CachedInfo().Config.SubjectTransform, "partitioned")
+
+	updates, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED." + c.RequestStream)
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	for range 3 {
+		require.NoError(t, Ensure(ctx, js, c))
+	}
+	require.NoError(t, nc.Flush())
+	_, err = updates.NextMsg(200 * time.Millisecond)
+	require.ErrorIs(t, err, nats.ErrTimeout, "the request stream was updated though nothing changed")
+
+	// A setting hangup makes that differs is still applied, with the
+	// transform kept.
+	c.DuplicateWindow = 5 * time.Minute
+	require.NoError(t, Ensure(ctx, js, c))
+	_, err = updates.NextMsg(5 * time.Second)
+	require.NoError(t, err, "an update")
+	info, err := req.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Minute, info.Config.Duplicates)
 	require.NotNil(t, info.Config.SubjectTransform)
 }
