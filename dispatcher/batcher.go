@@ -185,36 +185,43 @@ func (b *batcher) accept(r *request) {
 }
 
 // dispatchReady sends the batches that are due and returns when the next
-// one falls due (zero if none waits on time).
+// one falls due (zero if none waits on time). Full batches go first: when
+// this worker's share of the calls in flight runs short, the calls that
+// carry the most IDs are made first, and a conference with a backlog keeps
+// its ConferenceCalls busy instead of waiting its turn among the partial
+// batches of many others. Partial batches follow in no set order.
 func (b *batcher) dispatchReady(ctx context.Context, now time.Time) time.Time {
 	var next time.Time
 	limit := int(b.callLimit.Load())
-	for c := range b.waiting {
-		if !b.mayStart(c) {
-			continue
-		}
-		due := c.firstAt.Add(b.cfg.Linger)
-		if !b.flushing && len(c.order) < b.cfg.MaxBatch && now.Before(due) {
-			if next.IsZero() || due.Before(next) {
-				next = due
+	for _, fullOnly := range []bool{true, false} {
+		for c := range b.waiting {
+			if fullOnly && len(c.order) < b.cfg.MaxBatch || !b.mayStart(c) {
+				continue
 			}
-			continue
-		}
-		if b.inFlightCalls >= limit {
-			// A call completing, or a higher limit, wakes the loop again.
-			return next
-		}
-		b.dropExpired(c)
-		if len(c.order) == 0 {
-			delete(b.waiting, c)
-			b.forgetIfIdle(c)
-			continue
-		}
-		// A batch answered from memory leaves the conference idle: send
-		// the rest of its pending IDs now, not at the next event; full
-		// batches may go in parallel up to ConferenceCalls.
-		for len(c.order) > 0 && b.mayStart(c) && b.inFlightCalls < limit {
-			b.send(ctx, c)
+			due := c.firstAt.Add(b.cfg.Linger)
+			if !b.flushing && len(c.order) < b.cfg.MaxBatch && now.Before(due) {
+				if next.IsZero() || due.Before(next) {
+					next = due
+				}
+				continue
+			}
+			if b.inFlightCalls >= limit {
+				// A call completing, or a higher limit, wakes the loop
+				// again, and the next due time is found then.
+				return next
+			}
+			b.dropExpired(c)
+			if len(c.order) == 0 {
+				delete(b.waiting, c)
+				b.forgetIfIdle(c)
+				continue
+			}
+			// A batch answered from memory leaves the conference idle: send
+			// the rest of its pending IDs now, not at the next event; full
+			// batches may go in parallel up to ConferenceCalls.
+			for len(c.order) > 0 && b.mayStart(c) && b.inFlightCalls < limit {
+				b.send(ctx, c)
+			}
 		}
 	}
 	return next

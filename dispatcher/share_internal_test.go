@@ -94,13 +94,15 @@ type gateVendor struct {
 
 	mu       sync.Mutex
 	inFlight int
-	starts   []int // calls in flight, itself included, as each started
+	starts   []int    // calls in flight, itself included, as each started
+	confs    []string // the conference of each call, as each started
 }
 
-func (v *gateVendor) HangUp(ctx context.Context, _, _ string, _ []string) (mc.Response, error) {
+func (v *gateVendor) HangUp(ctx context.Context, conferenceID, _ string, _ []string) (mc.Response, error) {
 	v.mu.Lock()
 	v.inFlight++
 	v.starts = append(v.starts, v.inFlight)
+	v.confs = append(v.confs, conferenceID)
 	v.mu.Unlock()
 	defer func() {
 		v.mu.Lock()
@@ -186,6 +188,46 @@ func TestSetShareDividesTheCallsInFlight(t *testing.T) {
 	vendor.mu.Lock()
 	defer vendor.mu.Unlock()
 	require.Equal(t, []int{1, 1, 1}, vendor.starts[9:], "with a share of 1, one call at a time")
+}
+
+// When the calls in flight run short, a full batch goes before the partial
+// ones that are due: it carries the most IDs per call, and a conference
+// with a backlog is not kept waiting among many small ones.
+func TestFullBatchesGoFirstWhenCallsRunShort(t *testing.T) {
+	vendor := &gateVendor{release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	d, err := New(Config{WorkerID: "w", MaxBatch: 2, APIConcurrency: 1, Linger: 50 * time.Millisecond, KeepAlive: time.Hour, Now: clk.now},
+		Deps{API: vendor, Publisher: nopPublisher{}, Registerer: reg})
+	require.NoError(t, err)
+	require.NoError(t, d.Start(t.Context()))
+	t.Cleanup(func() { stopWithin(t, d, 5*time.Second) })
+	submit := func(conf string, ids ...string) {
+		req := &schemas.Request{RequestID: "r-" + conf, ConferenceID: conf, ParticipantIDs: ids}
+		require.NoError(t, d.Submit(t.Context(), Job{Request: req, Token: "tok", Msg: newFakeMsg()}))
+	}
+	submit("first", "p1", "p2") // a full batch: it goes at once
+	require.Eventually(t, func() bool { return vendor.now() == 1 }, 10*time.Second, time.Millisecond)
+	const small = 20
+	submit("big", "p1", "p2")
+	for i := range small {
+		submit("small"+strconv.Itoa(i), "p")
+	}
+	require.Eventually(t, func() bool {
+		held, _ := gaugeValue(reg, "hangup_requests_held")
+		return held == small+2
+	}, 10*time.Second, time.Millisecond)
+	clk.advance(time.Second) // every partial batch is due
+
+	vendor.release <- struct{}{}
+	require.Eventually(t, func() bool { _, started := vendor.peak(); return started == 2 }, 10*time.Second, time.Millisecond)
+	vendor.mu.Lock()
+	second := vendor.confs[1]
+	vendor.mu.Unlock()
+	require.Equal(t, "big", second, "the full batch goes before %d partial ones", small)
+	for range small + 1 {
+		vendor.release <- struct{}{}
+	}
 }
 
 // countSignal is a FlowSignal that counts its calls.

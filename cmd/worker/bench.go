@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.Worker = &wc
 	fs.IntVar(&wc.APIConcurrency, "api-concurrency", wc.APIConcurrency, "hangup's vendor budget: most calls in flight over all its workers")
 	fs.Float64Var(&wc.APIRate, "api-rate", wc.APIRate, "hangup's vendor budget: most calls per second over all its workers (0: none)")
+	fs.IntVar(&wc.ConferenceCalls, "conference-calls", wc.ConferenceCalls, "hangup's most calls in flight for one conference")
 	fs.IntVar(&cfg.Runs, "runs", 1, "run each pipeline this often, taking turns, and report the median run")
 	fs.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "longest drain of one pipeline")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile (pprof) of the hangup pipeline to this file")
