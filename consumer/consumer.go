@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -198,6 +199,8 @@ type Consumer struct {
 	decode  schemas.DecodeOptions
 	metrics *metrics
 	tracing tracing
+	// backlog sums the pullers' pending counts (see Backlog).
+	backlog atomic.Int64
 
 	// mu guards the state transitions below and nothing else: it is never
 	// held across a network call or a wait.

@@ -170,5 +170,21 @@ func TestPartitionPullersTogetherNeverPullMoreThanTheRoom(t *testing.T) {
 	held, beyond := h.counts()
 	require.Equal(t, h.room, held)
 	require.Zero(t, beyond, "requests handed over beyond the room")
+
+	// The backlog is what is left in the partitions pulled from, as the
+	// server counts it; nothing moves while the room is full.
+	left := 0
+	for _, name := range tc.PartitionConsumerNames() {
+		cons, err := js.Consumer(ctx, tc.RequestStream, name)
+		require.NoError(t, err)
+		info, err := cons.Info(ctx)
+		require.NoError(t, err)
+		if info.NumAckPending > 0 {
+			left += int(info.NumPending)
+		}
+	}
+	require.Positive(t, left)
+	require.Equal(t, left, c.Backlog())
 	require.NoError(t, c.Stop(ctx))
+	require.Zero(t, c.Backlog(), "a stopped consumer has nothing before it")
 }

@@ -46,7 +46,21 @@ type puller struct {
 	stop  chan struct{}
 	done  chan struct{}
 	track *tracker
+	// pending is what the server said was left to pull after the last
+	// message, as counted in Consumer.backlog; owned by the puller's
+	// goroutine.
+	pending int64
 }
+
+// setPending records what is left to pull from p's consumer.
+func (c *Consumer) setPending(p *puller, n int64) {
+	c.backlog.Add(n - p.pending)
+	p.pending = n
+}
+
+// Backlog is how many messages are left to pull from the consumers this
+// worker pulls from, as the server counted them at the last pull of each.
+func (c *Consumer) Backlog() int { return int(c.backlog.Load()) }
 
 // tracker counts the messages of one partition handed on and not yet
 // acked or handed back, so that a worker lets go of a partition only once
@@ -233,6 +247,7 @@ func (c *Consumer) supervise(shared jetstream.Consumer) {
 // from the busy ones.
 func (c *Consumer) run(p *puller, cons jetstream.Consumer, active *atomic.Int32, room *reservations) {
 	defer close(p.done)
+	defer c.setPending(p, 0)
 	failures := 0
 	wait := func(d time.Duration) bool {
 		select {
@@ -329,17 +344,27 @@ func (c *Consumer) pull(cons jetstream.Consumer, p *puller, n int) (int, bool) {
 		return 0, false
 	}
 	got := 0
+	var last jetstream.Msg
 	for msg := range batch.Messages() {
 		c.handle(msg, p.track)
 		got++
+		last = msg
 	}
 	err = batch.Error()
 	switch {
 	case err == nil, errors.Is(err, context.DeadlineExceeded), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, nats.ErrTimeout):
+		var left int64
+		if last != nil {
+			if md, err := last.Metadata(); err == nil {
+				left = int64(md.NumPending)
+			}
+		}
+		c.setPending(p, left)
 		return got, true
 	case errors.Is(err, jetstream.ErrPinIDMismatch):
 		// Another worker holds the partition; the next pull asks again.
 		c.metrics.pinMismatches.Inc()
+		c.setPending(p, 0)
 		return got, true
 	}
 	if c.ctx.Err() == nil {

@@ -177,9 +177,12 @@ func (c *Config) share(s Share) (calls int, perSecond float64) {
 	switch {
 	case s.Idle:
 		calls = 1
-	default:
+	case s.Load == 0 && s.OthersLoad == 0:
 		// The idle workers keep one call each; the busy ones share the rest.
 		calls = max(1, (c.APIConcurrency-idle)/busy)
+	default:
+		// One each, and the rest by loadShare, rounded down.
+		calls = 1 + int(float64(max(0, c.APIConcurrency-idle-busy))*s.loadShare(busy))
 	}
 	if c.WorkerAPIConcurrency > 0 {
 		calls = min(calls, c.WorkerAPIConcurrency)
@@ -193,6 +196,22 @@ func (c *Config) share(s Share) (calls int, perSecond float64) {
 	return calls, perSecond
 }
 
+// windowSafe is the rate to run a limiter at so that no window of one
+// second holds more than perSecond calls: the limiter lets one call go
+// at once (its burst) and then one every 1/rate, so a second holds at
+// most rate+1 of them. Below 2 calls per second that takes half the rate,
+// and 1 call per worker is then the least any second may hold.
+func windowSafe(perSecond float64) float64 {
+	switch {
+	case perSecond <= 0:
+		return perSecond
+	case perSecond >= 2:
+		return perSecond - 1
+	default:
+		return perSecond / 2
+	}
+}
+
 // IdleRateShare is the part of the rate budget an idle worker keeps, of
 // the equal share it would have were all busy: enough for the first call
 // when work arrives, while it tells the others that it is busy again.
@@ -203,11 +222,15 @@ const IdleRateShare = 0.1
 // included, how many of the others are idle (they held no request
 // lately), and whether it is idle itself. An idle worker keeps one call
 // in flight and IdleRateShare of an equal rate share; the busy ones share
-// the rest equally.
+// the rest equally, or, when Load is given, half equally and half in
+// proportion to their loads: Load is this worker's (at least 1 counts) and
+// OthersLoad the sum of the busy others'.
 type Share struct {
 	Members    int
 	IdleOthers int
 	Idle       bool
+	Load       int
+	OthersLoad int
 }
 
 // fraction is this worker's part of the rate budget.
@@ -217,7 +240,20 @@ func (s Share) fraction() float64 {
 	if s.Idle {
 		return IdleRateShare / members
 	}
-	return (1 - idle*IdleRateShare/members) / (members - idle)
+	busy := 1 - idle*IdleRateShare/members
+	if s.Load == 0 && s.OthersLoad == 0 {
+		return busy / (members - idle)
+	}
+	return busy * s.loadShare(int(members-idle))
+}
+
+// loadShare is this busy worker's part of what the busy workers share:
+// half of it equally, so that a worker with a little work is never
+// starved by one with a large backlog, and half in proportion to the
+// loads.
+func (s Share) loadShare(busy int) float64 {
+	self := float64(max(s.Load, 1))
+	return 0.5/float64(max(busy, 1)) + 0.5*self/(self+float64(max(s.OthersLoad, 0)))
 }
 
 // Raises reports whether taking next instead of s raises this worker's

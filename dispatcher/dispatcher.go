@@ -131,8 +131,8 @@ func New(cfg Config, deps Deps) (*Dispatcher, error) {
 		stopping:  make(chan struct{}),
 	}
 	_, perSecond := cfg.share(Share{Members: 1})
-	lim := newLimiter(perSecond, cfg.Now, m.rateLimit.Set)
-	m.rateLimit.Set(perSecond)
+	lim := newLimiter(windowSafe(perSecond), cfg.Now, m.rateLimit.Set)
+	m.rateLimit.Set(windowSafe(perSecond))
 	if deps.FlowSignal != nil {
 		d.relay = newFlowRelay(deps.FlowSignal)
 		lim.onThrottle = d.relay.notify

@@ -64,12 +64,9 @@ func limitOf(callsPerSecond float64) rate.Limit {
 	return rate.Inf
 }
 
-func burstFor(r rate.Limit) int {
-	if r == rate.Inf {
-		return 1
-	}
-	return max(1, int(float64(r)/10))
-}
+// burstFor is the limiter's burst: one call, so that the calls of any
+// second never exceed the rate by more than one (see windowSafe).
+func burstFor(rate.Limit) int { return 1 }
 
 // wait blocks until a call may start.
 func (l *limiter) wait(ctx context.Context) error {

@@ -40,7 +40,7 @@ func (d *Dispatcher) SetShare(s Share) {
 	d.shareMu.Lock()
 	defer d.shareMu.Unlock()
 	d.batcher.setCallLimit(calls)
-	d.limiter.setCeiling(perSecond)
+	d.limiter.setCeiling(windowSafe(perSecond))
 	d.metrics.concurrencyShare.Set(float64(calls))
 }
 

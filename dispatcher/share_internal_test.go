@@ -81,6 +81,30 @@ func TestConfigShareGivesIdleWorkersBudgetToTheBusyOnes(t *testing.T) {
 		require.LessOrEqual(t, calls, cfg.APIConcurrency, "idle %d", idle)
 		require.LessOrEqual(t, rate, cfg.APIRate+1e-9, "idle %d", idle)
 	}
+	// The busy share in proportion to their loads.
+	calls, perSecond := cfg.share(Share{Members: 3, Load: 300, OthersLoad: 300})
+	require.Equal(t, 1+8, calls, "one each, and of the other 21 half a third and half the load's half")
+	require.InDelta(t, 90*(0.5/3+0.5*0.5), perSecond, 1e-9)
+	calls, perSecond = cfg.share(Share{Members: 3, IdleOthers: 1, Load: 100, OthersLoad: 300})
+	require.Equal(t, 1+7, calls, "one each, and of the other 21 the idle one leaves half a half and half a quarter")
+	require.InDelta(t, 90*(1-0.1/3)*(0.5/2+0.5/4), perSecond, 1e-9)
+	// Whatever the loads, the parts add up to no more than the budget.
+	for _, loads := range [][3]int{{1, 1, 1}, {5, 100, 1000}, {0, 7, 7}, {1, 1, 50}} {
+		calls, rate := 0, 0.0
+		for w := range 3 {
+			others := 0
+			for o := range 3 {
+				if o != w {
+					others += max(loads[o], 1)
+				}
+			}
+			c, r := cfg.share(Share{Members: 3, Load: max(loads[w], 1), OthersLoad: others})
+			calls, rate = calls+c, rate+r
+		}
+		require.LessOrEqual(t, calls, cfg.APIConcurrency, "loads %v", loads)
+		require.LessOrEqual(t, rate, cfg.APIRate+1e-9, "loads %v", loads)
+	}
+	require.True(t, Share{Members: 3, Load: 1, OthersLoad: 2}.Raises(Share{Members: 3, Load: 2, OthersLoad: 2}))
 	require.True(t, Share{Members: 3}.Raises(Share{Members: 3, IdleOthers: 1}))
 	require.True(t, Share{Members: 3, Idle: true}.Raises(Share{Members: 3}))
 	require.False(t, Share{Members: 3}.Raises(Share{Members: 3, Idle: true}))
@@ -404,4 +428,28 @@ func gaugeValue(reg *prometheus.Registry, name string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// A limiter set to a share of the rate budget lets no window of one
+// second hold more calls than the share, even flat out: the shares of
+// the workers then never add up to more than the budget in any second.
+func TestLimiterKeepsEverySecondWithinTheShare(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	for _, share := range []float64{2, 3, 10, 29.5, 30, 84, 200} {
+		l := newLimiter(windowSafe(share), func() time.Time { return start }, nil)
+		var calls []time.Time
+		for at := start; at.Before(start.Add(5 * time.Second)); at = at.Add(50 * time.Microsecond) {
+			if l.lim.AllowN(at, 1) {
+				calls = append(calls, at)
+			}
+		}
+		for i := range calls {
+			in := 0
+			for j := i; j < len(calls) && calls[j].Sub(calls[i]) < time.Second; j++ {
+				in++
+			}
+			require.LessOrEqual(t, float64(in), share, "share %v: %d calls in the second from %s", share, in, calls[i].Sub(start))
+		}
+		require.GreaterOrEqual(t, float64(len(calls)), 0.95*5*windowSafe(share), "share %v: the limiter still uses nearly all of it", share)
+	}
 }

@@ -116,6 +116,9 @@ type Group struct {
 	idle       bool            // this worker told the others it is idle
 	idleSince  time.Time       // since when it holds nothing; zero while it holds some
 	othersIdle map[string]bool // member keys that said they are idle
+	othersLoad map[string]int  // the load each member key said it has
+	load       int             // the load this worker last told the others
+	loadSaid   time.Time       // when it last told a changed load
 	applied    View            // the view last given to Hooks.OnView
 	pending    *View           // a raise waiting for RaiseDelay
 	raise      *time.Timer     // fires when pending may be applied
@@ -138,6 +141,10 @@ type Hooks struct {
 	// Held is how many requests this worker holds now; nil counts as
 	// always busy.
 	Held func() int
+	// Load is how much work this worker has before it: the requests it
+	// holds and those left in the partitions it pulls. The busy workers
+	// share the vendor budget in proportion to it. Nil shares equally.
+	Load func() int
 }
 
 // View is what a worker knows of the deployment: the live workers, itself
@@ -147,34 +154,45 @@ type View struct {
 	Members    int
 	IdleOthers int
 	Idle       bool
+	// Load is this worker's load as it last told the others, and
+	// OthersLoad the sum of the busy others' (each at least 1; one not
+	// known yet counts as much as this worker's). Both 0 when the workers
+	// share equally.
+	Load, OthersLoad int
 }
 
 // weight orders views by the share of the vendor budget they give this
 // worker, as dispatcher.Share does: idle workers keep a tenth of an equal
-// share, the busy ones split the rest.
+// share, the busy ones split the rest half equally and half in proportion
+// to their loads.
 func (v View) weight() float64 {
 	members := float64(max(v.Members, 1))
 	idle := float64(min(v.IdleOthers, max(v.Members, 1)-1))
 	if v.Idle {
 		return 0.1 / members
 	}
-	return (1 - idle*0.1/members) / (members - idle)
+	busy := 1 - idle*0.1/members
+	if v.Load == 0 && v.OthersLoad == 0 {
+		return busy / (members - idle)
+	}
+	self := float64(max(v.Load, 1))
+	return busy * (0.5/(members-idle) + 0.5*self/(self+float64(v.OthersLoad)))
 }
 
 // memberValue is what a member key holds.
 type memberValue struct {
 	Name string `json:"name"`
 	Idle bool   `json:"idle,omitempty"`
+	Load int    `json:"load,omitempty"`
 }
 
-// parseIdle reads whether a member key says its worker is idle; a value
-// it cannot read (an older worker's plain name) counts as busy.
-func parseIdle(value []byte) bool {
-	var v memberValue
+// parseValue reads a member key; a value it cannot read (an older
+// worker's plain name) counts as busy with its load not known.
+func parseValue(value []byte) (v memberValue, known bool) {
 	if json.Unmarshal(value, &v) != nil {
-		return false
+		return memberValue{}, false
 	}
-	return v.Idle
+	return v, true
 }
 
 // New validates cfg and returns a Group that is not yet started.
@@ -199,6 +217,7 @@ func New(cfg Config, kv jetstream.KeyValue, log *zap.Logger, hooks Hooks) (*Grou
 		throttle:   make(chan struct{}, 1),
 		changes:    make(chan struct{}, 1),
 		othersIdle: map[string]bool{},
+		othersLoad: map[string]int{},
 		stop:       make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -337,7 +356,7 @@ const idleCheckInterval = 50 * time.Millisecond
 
 // beat puts this worker's key, with whether it is idle.
 func (g *Group) beat(ctx context.Context) error {
-	value, err := json.Marshal(memberValue{Name: g.cfg.Name, Idle: g.idle})
+	value, err := json.Marshal(memberValue{Name: g.cfg.Name, Idle: g.idle, Load: g.load})
 	if err != nil {
 		return err
 	}
@@ -350,6 +369,7 @@ func (g *Group) beat(ctx context.Context) error {
 // RaiseDelay; idle, it takes its cut first and then tells them, so that
 // the shares never add up to more than the budget while the news spreads.
 func (g *Group) checkIdle() {
+	g.checkLoad()
 	if g.hooks.Held == nil {
 		return
 	}
@@ -373,6 +393,37 @@ func (g *Group) checkIdle() {
 	}
 }
 
+// loadStep is how much the load must change, as a factor, before the
+// others are told; loadEvery is how often at most.
+const (
+	loadStep  = 1.5
+	loadEvery = 250 * time.Millisecond
+)
+
+// checkLoad tells the others this worker's load when it changed by a
+// step: a lower load (a smaller share) is taken before it is told, a
+// higher one after, like idleness.
+func (g *Group) checkLoad() {
+	if g.hooks.Load == nil || time.Since(g.loadSaid) < loadEvery {
+		return
+	}
+	load := max(g.hooks.Load(), 0)
+	lo, hi := float64(max(g.load, 1))/loadStep, float64(max(g.load, 1))*loadStep
+	if f := float64(max(load, 1)); f > lo && f < hi {
+		return
+	}
+	g.loadSaid = time.Now()
+	cut := load < g.load
+	g.load = load
+	if cut {
+		g.viewChanged()
+		g.announce()
+		return
+	}
+	g.announce()
+	g.viewChanged()
+}
+
 // announce puts this worker's key at once with its idle state.
 func (g *Group) announce() {
 	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.TTL/3)
@@ -391,6 +442,20 @@ func (g *Group) view() View {
 	for _, key := range members {
 		if key != g.key && g.othersIdle[key] {
 			v.IdleOthers++
+		}
+	}
+	if g.hooks.Load == nil {
+		return v
+	}
+	v.Load = max(g.load, 1)
+	for _, key := range members {
+		if key == g.key || g.othersIdle[key] {
+			continue
+		}
+		if load, ok := g.othersLoad[key]; ok {
+			v.OthersLoad += max(load, 1)
+		} else {
+			v.OthersLoad += v.Load
 		}
 	}
 	return v
@@ -440,15 +505,24 @@ func (g *Group) update(entry jetstream.KeyValueEntry) {
 	case key == g.key:
 	case strings.HasPrefix(key, memberPrefix):
 		put := entry.Operation() == jetstream.KeyValuePut
-		idle := put && parseIdle(entry.Value())
-		wasIdle := g.othersIdle[key]
-		if idle {
+		var value memberValue
+		known := false
+		if put {
+			value, known = parseValue(entry.Value())
+		}
+		wasIdle, wasLoad := g.othersIdle[key], g.othersLoad[key]
+		if value.Idle {
 			g.othersIdle[key] = true
 		} else {
 			delete(g.othersIdle, key)
 		}
+		if known {
+			g.othersLoad[key] = value.Load
+		} else {
+			delete(g.othersLoad, key)
+		}
 		if put && g.isMember(key) {
-			if idle != wasIdle {
+			if value.Idle != wasIdle || value.Load != wasLoad {
 				g.viewChanged()
 			}
 			return // a beat
@@ -494,6 +568,11 @@ func (g *Group) refresh(ctx context.Context) {
 	for key := range g.othersIdle {
 		if !slices.Contains(members, key) {
 			delete(g.othersIdle, key)
+		}
+	}
+	for key := range g.othersLoad {
+		if !slices.Contains(members, key) {
+			delete(g.othersLoad, key)
 		}
 	}
 	g.log.Info("workers changed", zap.Int("workers", len(members)), zap.Int("partitionsOwned", owned))

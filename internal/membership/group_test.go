@@ -172,6 +172,63 @@ func TestIdleWorkersGiveTheirShareAway(t *testing.T) {
 	require.NoError(t, b.Stop(ctx))
 }
 
+// Busy workers share the budget in proportion to their loads; a worker
+// whose load grows tells the others first, and takes its larger share
+// only after they have taken their cut.
+func TestBusyWorkersShareByLoad(t *testing.T) {
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	kv, err := EnsureBucket(ctx, js, DefaultBucket, 3*time.Second, 1)
+	require.NoError(t, err)
+	type event struct {
+		who string
+		v   View
+	}
+	var mu sync.Mutex
+	var events []event
+	find := func(who string, v View) int {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, e := range events {
+			if e.who == who && e.v == v {
+				return i
+			}
+		}
+		return -1
+	}
+	var loadA, loadB atomic.Int32
+	loadA.Store(100)
+	loadB.Store(100)
+	group := func(who string, load *atomic.Int32) *Group {
+		g, err := New(Config{Name: who, TTL: 3 * time.Second, Partitions: partitions(4), RaiseDelay: 200 * time.Millisecond}, kv, nil,
+			Hooks{Held: func() int { return 1 }, Load: func() int { return int(load.Load()) }, OnView: func(v View) {
+				mu.Lock()
+				events = append(events, event{who, v})
+				mu.Unlock()
+			}})
+		require.NoError(t, err)
+		require.NoError(t, g.Start(ctx))
+		return g
+	}
+	a, b := group("a", &loadA), group("b", &loadB)
+	even := View{Members: 2, Load: 100, OthersLoad: 100}
+	require.Eventually(t, func() bool { return find("a", even) >= 0 && find("b", even) >= 0 }, 5*time.Second, 10*time.Millisecond)
+
+	loadA.Store(400)
+	aMore, bLess := View{Members: 2, Load: 400, OthersLoad: 100}, View{Members: 2, Load: 100, OthersLoad: 400}
+	require.Eventually(t, func() bool { return find("a", aMore) >= 0 }, 5*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, find("b", bLess), 0)
+	require.Less(t, find("b", bLess), find("a", aMore), "b cut its share before a raised its own")
+
+	// A small change is not worth telling.
+	loadA.Store(450)
+	require.Never(t, func() bool { return find("b", View{Members: 2, Load: 100, OthersLoad: 450}) >= 0 }, 600*time.Millisecond, 20*time.Millisecond)
+
+	require.NoError(t, a.Stop(ctx))
+	require.NoError(t, b.Stop(ctx))
+}
+
 func intersect(a, b []string) []string {
 	var out []string
 	for _, x := range a {

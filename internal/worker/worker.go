@@ -260,9 +260,10 @@ func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *part
 	return membership.New(membership.Config{Name: w.cfg.WorkerID, TTL: ttl, Partitions: partitions}, kv, w.log, membership.Hooks{
 		OnThrottle: func() { p.disp.Throttle() },
 		OnView: func(v membership.View) {
-			p.disp.SetShare(dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle})
+			p.disp.SetShare(dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle, Load: v.Load, OthersLoad: v.OthersLoad})
 		},
 		Held: func() int { return p.disp.Held() },
+		Load: func() int { return p.disp.Held() + p.cons.Backlog() },
 	})
 }
 
