@@ -13,6 +13,13 @@
 // stopped state: no network call or wait happens under it, so Stop never
 // waits behind a Start's bind (it ends it).
 //
+// With an Assignment it runs one puller per partition consumer the worker
+// owns, plus one for the shared durable (pull.go); the pullers reserve room
+// in the Handler's Capacity before each fetch, so that together they never
+// pull more than it can take, and they keep count of what the server says
+// is left to pull (Backlog). A poller (lag.go) reads the server's counts of
+// the consumers pulled into the lag gauges every LagInterval.
+//
 // With a TracerProvider it starts the span of each message it takes
 // (tracing.go), a child of the trace context in the message's headers,
 // and hands it over with the message; the Handler ends it.
