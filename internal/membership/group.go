@@ -134,17 +134,21 @@ type Hooks struct {
 	// OnThrottle is called when another worker signals flow control.
 	OnThrottle func()
 	// OnView is called with what this worker knows of the others whenever
-	// that changes. A view that cuts this worker's share of the vendor
-	// budget comes at once; one that raises it comes RaiseDelay later, so
-	// that the others have taken their cut first.
+	// that changes. A view that raises this worker's share of the vendor
+	// budget (as Raises judges) comes RaiseDelay later, so that the others
+	// have taken their cut first; any other comes at once.
 	OnView func(View)
 	// Held is how many requests this worker holds now; nil counts as
 	// always busy.
 	Held func() int
 	// Load is how much work this worker has before it: the requests it
 	// holds and those left in the partitions it pulls. The busy workers
-	// share the vendor budget in proportion to it. Nil shares equally.
+	// share the vendor budget by it. Nil shares equally.
 	Load func() int
+	// Raises reports whether next gives this worker a larger share of the
+	// vendor budget than prev; the dispatcher owns how views become
+	// shares. Nil applies every view at once.
+	Raises func(prev, next View) bool
 }
 
 // View is what a worker knows of the deployment: the live workers, itself
@@ -159,24 +163,6 @@ type View struct {
 	// known yet counts as much as this worker's). Both 0 when the workers
 	// share equally.
 	Load, OthersLoad int
-}
-
-// weight orders views by the share of the vendor budget they give this
-// worker, as dispatcher.Share does: idle workers keep a tenth of an equal
-// share, the busy ones split the rest half equally and half in proportion
-// to their loads.
-func (v View) weight() float64 {
-	members := float64(max(v.Members, 1))
-	idle := float64(min(v.IdleOthers, max(v.Members, 1)-1))
-	if v.Idle {
-		return 0.1 / members
-	}
-	busy := 1 - idle*0.1/members
-	if v.Load == 0 && v.OthersLoad == 0 {
-		return busy / (members - idle)
-	}
-	self := float64(max(v.Load, 1))
-	return busy * (0.5/(members-idle) + 0.5*self/(self+float64(v.OthersLoad)))
 }
 
 // memberValue is what a member key holds.
@@ -469,7 +455,7 @@ func (g *Group) viewChanged() {
 	if g.pending == nil && v == g.applied {
 		return
 	}
-	if v.weight() <= g.applied.weight() {
+	if g.hooks.Raises == nil || !g.hooks.Raises(g.applied, v) {
 		g.apply(v)
 		return
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hangup-dev/hangup/dispatcher"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -96,134 +99,143 @@ func TestGroupsFollowJoinsLeavesAndThrottles(t *testing.T) {
 	require.NoError(t, a.Stop(ctx))
 }
 
+// viewLog records, in order, each view the workers of a test applied.
+type viewLog struct {
+	mu     sync.Mutex
+	events []viewEvent
+}
+
+type viewEvent struct {
+	who string
+	v   View
+}
+
+// hooks are a worker's hooks that record its views, and order them as
+// the dispatcher does.
+func (l *viewLog) hooks(who string, held, load func() int) Hooks {
+	return Hooks{Held: held, Load: load,
+		Raises: func(prev, next View) bool { return share(prev).Raises(share(next)) },
+		OnView: func(v View) {
+			l.mu.Lock()
+			l.events = append(l.events, viewEvent{who, v})
+			l.mu.Unlock()
+		}}
+}
+
+func share(v View) dispatcher.Share {
+	return dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle, Load: v.Load, OthersLoad: v.OthersLoad}
+}
+
+// last is the view who applied last.
+func (l *viewLog) last(who string) View {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := len(l.events) - 1; i >= 0; i-- {
+		if l.events[i].who == who {
+			return l.events[i].v
+		}
+	}
+	return View{}
+}
+
+// index is where who first applied v, or -1.
+func (l *viewLog) index(who string, v View) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, e := range l.events {
+		if e.who == who && e.v == v {
+			return i
+		}
+	}
+	return -1
+}
+
+func (l *viewLog) reset() {
+	l.mu.Lock()
+	l.events = nil
+	l.mu.Unlock()
+}
+
+// membersBucket is a fresh members bucket on an embedded server.
+func membersBucket(t *testing.T) jetstream.KeyValue {
+	t.Helper()
+	srv := natstest.Run(t)
+	_, js := natstest.Connect(t, srv)
+	kv, err := EnsureBucket(context.Background(), js, DefaultBucket, 3*time.Second, 1)
+	require.NoError(t, err)
+	return kv
+}
+
 // An idle worker gives its part of the vendor budget to the busy ones:
 // it takes its cut before it tells them, and when work comes back it
 // tells them before it takes its share again, so that the others have
 // taken their cut by then.
 func TestIdleWorkersGiveTheirShareAway(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv)
 	ctx := context.Background()
-	kv, err := EnsureBucket(ctx, js, DefaultBucket, 3*time.Second, 1)
-	require.NoError(t, err)
-
-	// events records, in order, each view a worker applied.
-	type event struct {
-		who string
-		v   View
-	}
-	var mu sync.Mutex
-	var events []event
-	last := func(who string) View {
-		mu.Lock()
-		defer mu.Unlock()
-		for i := len(events) - 1; i >= 0; i-- {
-			if events[i].who == who {
-				return events[i].v
-			}
-		}
-		return View{}
-	}
-	index := func(who string, v View) int {
-		mu.Lock()
-		defer mu.Unlock()
-		for i, e := range events {
-			if e.who == who && e.v == v {
-				return i
-			}
-		}
-		return -1
-	}
+	kv := membersBucket(t)
+	var log viewLog
 	var heldA, heldB atomic.Int32
 	heldA.Store(5)
 	heldB.Store(5)
 	group := func(who string, held *atomic.Int32) *Group {
 		g, err := New(Config{Name: who, TTL: 3 * time.Second, Partitions: partitions(4), IdleAfter: 300 * time.Millisecond, RaiseDelay: 200 * time.Millisecond}, kv, nil,
-			Hooks{Held: func() int { return int(held.Load()) }, OnView: func(v View) {
-				mu.Lock()
-				events = append(events, event{who, v})
-				mu.Unlock()
-			}})
+			log.hooks(who, func() int { return int(held.Load()) }, nil))
 		require.NoError(t, err)
 		require.NoError(t, g.Start(ctx))
 		return g
 	}
 	a, b := group("a", &heldA), group("b", &heldB)
 	busy := View{Members: 2}
-	require.Eventually(t, func() bool { return last("a") == busy && last("b") == busy }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return log.last("a") == busy && log.last("b") == busy }, 5*time.Second, 10*time.Millisecond)
 
 	// b runs out of work: it cuts its own share, then a takes the rest.
 	heldB.Store(0)
 	bIdle, aGets := View{Members: 2, Idle: true}, View{Members: 2, IdleOthers: 1}
-	require.Eventually(t, func() bool { return last("a") == aGets }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, bIdle, last("b"))
-	require.Less(t, index("b", bIdle), index("a", aGets), "b cut its share before a raised its own")
+	require.Eventually(t, func() bool { return log.last("a") == aGets }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, bIdle, log.last("b"))
+	require.Less(t, log.index("b", bIdle), log.index("a", aGets), "b cut its share before a raised its own")
 
 	// Work comes back to b: a takes its cut before b raises its share.
+	log.reset()
 	heldB.Store(1)
-	mu.Lock()
-	events = nil
-	mu.Unlock()
-	require.Eventually(t, func() bool { return last("b") == busy }, 5*time.Second, 10*time.Millisecond)
-	require.Equal(t, busy, last("a"))
-	require.Less(t, index("a", busy), index("b", busy), "a cut its share before b raised its own")
+	require.Eventually(t, func() bool { return log.last("b") == busy }, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, busy, log.last("a"))
+	require.Less(t, log.index("a", busy), log.index("b", busy), "a cut its share before b raised its own")
 
 	require.NoError(t, a.Stop(ctx))
 	require.NoError(t, b.Stop(ctx))
 }
 
-// Busy workers share the budget in proportion to their loads; a worker
-// whose load grows tells the others first, and takes its larger share
-// only after they have taken their cut.
+// Busy workers share the budget by their loads; a worker whose load grows
+// tells the others first, and takes its larger share only after they have
+// taken their cut.
 func TestBusyWorkersShareByLoad(t *testing.T) {
-	srv := natstest.Run(t)
-	_, js := natstest.Connect(t, srv)
 	ctx := context.Background()
-	kv, err := EnsureBucket(ctx, js, DefaultBucket, 3*time.Second, 1)
-	require.NoError(t, err)
-	type event struct {
-		who string
-		v   View
-	}
-	var mu sync.Mutex
-	var events []event
-	find := func(who string, v View) int {
-		mu.Lock()
-		defer mu.Unlock()
-		for i, e := range events {
-			if e.who == who && e.v == v {
-				return i
-			}
-		}
-		return -1
-	}
+	kv := membersBucket(t)
+	var log viewLog
 	var loadA, loadB atomic.Int32
 	loadA.Store(100)
 	loadB.Store(100)
 	group := func(who string, load *atomic.Int32) *Group {
 		g, err := New(Config{Name: who, TTL: 3 * time.Second, Partitions: partitions(4), RaiseDelay: 200 * time.Millisecond}, kv, nil,
-			Hooks{Held: func() int { return 1 }, Load: func() int { return int(load.Load()) }, OnView: func(v View) {
-				mu.Lock()
-				events = append(events, event{who, v})
-				mu.Unlock()
-			}})
+			log.hooks(who, func() int { return 1 }, func() int { return int(load.Load()) }))
 		require.NoError(t, err)
 		require.NoError(t, g.Start(ctx))
 		return g
 	}
 	a, b := group("a", &loadA), group("b", &loadB)
 	even := View{Members: 2, Load: 100, OthersLoad: 100}
-	require.Eventually(t, func() bool { return find("a", even) >= 0 && find("b", even) >= 0 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return log.index("a", even) >= 0 && log.index("b", even) >= 0 }, 5*time.Second, 10*time.Millisecond)
 
 	loadA.Store(400)
 	aMore, bLess := View{Members: 2, Load: 400, OthersLoad: 100}, View{Members: 2, Load: 100, OthersLoad: 400}
-	require.Eventually(t, func() bool { return find("a", aMore) >= 0 }, 5*time.Second, 10*time.Millisecond)
-	require.GreaterOrEqual(t, find("b", bLess), 0)
-	require.Less(t, find("b", bLess), find("a", aMore), "b cut its share before a raised its own")
+	require.Eventually(t, func() bool { return log.index("a", aMore) >= 0 }, 5*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, log.index("b", bLess), 0)
+	require.Less(t, log.index("b", bLess), log.index("a", aMore), "b cut its share before a raised its own")
 
 	// A small change is not worth telling.
 	loadA.Store(450)
-	require.Never(t, func() bool { return find("b", View{Members: 2, Load: 100, OthersLoad: 450}) >= 0 }, 600*time.Millisecond, 20*time.Millisecond)
+	require.Never(t, func() bool { return log.index("b", View{Members: 2, Load: 100, OthersLoad: 450}) >= 0 }, 600*time.Millisecond, 20*time.Millisecond)
 
 	require.NoError(t, a.Stop(ctx))
 	require.NoError(t, b.Stop(ctx))

@@ -259,12 +259,16 @@ func (w *Worker) membership(ctx context.Context, js jetstream.JetStream, p *part
 	}
 	return membership.New(membership.Config{Name: w.cfg.WorkerID, TTL: ttl, Partitions: partitions}, kv, w.log, membership.Hooks{
 		OnThrottle: func() { p.disp.Throttle() },
-		OnView: func(v membership.View) {
-			p.disp.SetShare(dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle, Load: v.Load, OthersLoad: v.OthersLoad})
-		},
-		Held: func() int { return p.disp.Held() },
-		Load: func() int { return p.disp.Held() + p.cons.Backlog() },
+		OnView:     func(v membership.View) { p.disp.SetShare(shareOf(v)) },
+		Raises:     func(prev, next membership.View) bool { return shareOf(prev).Raises(shareOf(next)) },
+		Held:       func() int { return p.disp.Held() },
+		Load:       func() int { return p.disp.Held() + p.cons.Backlog() },
 	})
+}
+
+// shareOf is the dispatcher's view of what membership knows.
+func shareOf(v membership.View) dispatcher.Share {
+	return dispatcher.Share{Members: v.Members, IdleOthers: v.IdleOthers, Idle: v.Idle, Load: v.Load, OthersLoad: v.OthersLoad}
 }
 
 // connect returns Deps.Conn, or dials Config.NATS.URL once; an error
