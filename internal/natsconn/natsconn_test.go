@@ -107,16 +107,6 @@ func connect(t *testing.T, url string, cfg natsconn.Config) error {
 	return err
 }
 
-// tlsServer is a server whose certificate pki signed; verify makes it
-// require client certificates signed by pki.
-func tlsServer(t *testing.T, pki *natstest.PKI, verify bool) *server.Options {
-	t.Helper()
-	cert, key := pki.ServerCert(t)
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: pki.CAFile, Verify: verify})
-	require.NoError(t, err)
-	return &server.Options{TLSConfig: tc, TLS: true, TLSVerify: verify, TLSTimeout: 5}
-}
-
 // Each kind of authentication, against a real server that requires it:
 // the right credential connects, and the wrong one is an error that
 // retrying cannot cure, named by the settings to check and never quoting
@@ -155,16 +145,16 @@ func TestRefusalsFromRealServers(t *testing.T) {
 		{"credentials file", operatorOpts,
 			natsconn.Config{CredsFile: op.Creds(t, "worker")}, natsconn.Config{CredsFile: op.StrangerCreds(t, "stranger")},
 			"--nats-creds (HANGUP_NATS_CREDS)", nats.ErrAuthorization},
-		{"server certificate from an unknown CA", tlsServer(t, pki, false),
+		{"server certificate from an unknown CA", pki.ServerOptions(t, false),
 			natsconn.Config{CAFile: pki.CAFile}, natsconn.Config{CAFile: otherPKI.CAFile},
 			"--nats-ca (HANGUP_NATS_CA)", nil},
-		{"server certificate, no CA given", tlsServer(t, pki, false),
+		{"server certificate, no CA given", pki.ServerOptions(t, false),
 			natsconn.Config{CAFile: pki.CAFile}, natsconn.Config{},
 			"--nats-ca (HANGUP_NATS_CA)", nil},
-		{"client certificate missing", tlsServer(t, pki, true),
+		{"client certificate missing", pki.ServerOptions(t, true),
 			natsconn.Config{CAFile: pki.CAFile, CertFile: clientCert, KeyFile: clientKey}, natsconn.Config{CAFile: pki.CAFile},
 			"the server requires a client certificate: set --nats-cert and --nats-key", nil},
-		{"client certificate from an unknown CA", tlsServer(t, pki, true),
+		{"client certificate from an unknown CA", pki.ServerOptions(t, true),
 			natsconn.Config{CAFile: pki.CAFile, CertFile: clientCert, KeyFile: clientKey},
 			natsconn.Config{CAFile: pki.CAFile, CertFile: strangerCert, KeyFile: strangerKey},
 			"--nats-cert and --nats-key (HANGUP_NATS_CERT, HANGUP_NATS_KEY)", nil},

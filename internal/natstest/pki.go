@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // PKI is a certificate authority made for one test: its certificate and
@@ -63,6 +65,18 @@ func (p *PKI) ServerCert(t testing.TB) (certFile, keyFile string) {
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
+}
+
+// ServerOptions are nats-server options for TLS with a certificate p
+// signed; verify requires client certificates that p signed.
+func (p *PKI) ServerOptions(t testing.TB, verify bool) *server.Options {
+	t.Helper()
+	cert, key := p.ServerCert(t)
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: p.CAFile, Verify: verify})
+	if err != nil {
+		t.Fatalf("TLS config: %v", err)
+	}
+	return &server.Options{TLSConfig: tc, TLS: true, TLSVerify: verify, TLSTimeout: 5}
 }
 
 // ClientCert issues a client certificate for name and returns the files

@@ -12,16 +12,6 @@ import (
 	"github.com/hangup-dev/hangup/internal/natstest"
 )
 
-// tlsOptions are server options for TLS with a certificate pki signed;
-// verify requires client certificates that pki signed.
-func tlsOptions(t *testing.T, pki *natstest.PKI, verify bool) *server.Options {
-	t.Helper()
-	cert, key := pki.ServerCert(t)
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cert, KeyFile: key, CaFile: pki.CAFile, Verify: verify})
-	require.NoError(t, err)
-	return &server.Options{TLSConfig: tc, TLS: true, TLSVerify: verify, TLSTimeout: 5}
-}
-
 // Each kind of NATS authentication against a JetStream server that
 // requires it: the right credential starts a worker (which provisions
 // its streams and buckets through that connection), and a wrong one stops
@@ -56,14 +46,14 @@ func TestNATSAuthentication(t *testing.T) {
 		{"credentials file", func() *server.Options { o := *operatorOpts; return &o },
 			natsconn.Config{CredsFile: op.Creds(t, "worker")}, natsconn.Config{CredsFile: op.StrangerCreds(t, "stranger")},
 			"check --nats-creds (HANGUP_NATS_CREDS)"},
-		{"TLS server certificate", func() *server.Options { return tlsOptions(t, pki, false) },
+		{"TLS server certificate", func() *server.Options { return pki.ServerOptions(t, false) },
 			natsconn.Config{CAFile: pki.CAFile}, natsconn.Config{CAFile: otherPKI.CAFile},
 			"check --nats-ca (HANGUP_NATS_CA)"},
-		{"TLS client certificate", func() *server.Options { return tlsOptions(t, pki, true) },
+		{"TLS client certificate", func() *server.Options { return pki.ServerOptions(t, true) },
 			natsconn.Config{CAFile: pki.CAFile, CertFile: clientCert, KeyFile: clientKey},
 			natsconn.Config{CAFile: pki.CAFile, CertFile: strangerCert, KeyFile: strangerKey},
 			"--nats-cert and --nats-key (HANGUP_NATS_CERT, HANGUP_NATS_KEY)"},
-		{"TLS client certificate missing", func() *server.Options { return tlsOptions(t, pki, true) },
+		{"TLS client certificate missing", func() *server.Options { return pki.ServerOptions(t, true) },
 			natsconn.Config{CAFile: pki.CAFile, CertFile: clientCert, KeyFile: clientKey},
 			natsconn.Config{CAFile: pki.CAFile},
 			"the server requires a client certificate: set --nats-cert and --nats-key"},
